@@ -1,0 +1,31 @@
+# biomed_jax: `make setup` (virtualenv + install), `make test`, `make quickstart`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKDIR ?= runs/quickstart
+
+.PHONY: setup test test-fast quickstart clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+quickstart: setup
+	$(BIN)/python -m experiments.pretrain --config=configs/pretrain.py:tiny --workdir=$(WORKDIR) \
+		--config.train.steps=100
+	@echo "metrics: $(WORKDIR)/metrics.jsonl  tensorboard: $(WORKDIR)/tensorboard  checkpoints: $(WORKDIR)/checkpoints"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache *.egg-info

@@ -1,0 +1,126 @@
+"""The decoder-only language model, GPT-2 and Llama families from one ModelConfig.
+
+With `scan_layers` the blocks are created stacked (leading 'layers' axis, via nnx.vmap) and applied
+with jax.lax.scan, so compile time does not grow with depth. Each block application is wrapped in
+jax.checkpoint with the configured remat policy.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from biomed_jax.models.config import ModelConfig
+from biomed_jax.models.layers import BTD, Block, make_norm, normal, partitioned
+from biomed_jax.sharding import constrain
+
+_POLICIES = {
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "minimal": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "dots_saveable": jax.checkpoint_policies.dots_saveable,
+    "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "save_qkv_proj": jax.checkpoint_policies.save_only_these_names("qkv_proj"),
+    "save_attention_out": jax.checkpoint_policies.save_only_these_names("qkv_proj", "attention_out"),
+}
+
+
+class Decoder(nnx.Module):
+    """Token ids -> hidden states -> fp32 next-token logits."""
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        self.token_embed = nnx.Embed(
+            cfg.vocab_size, cfg.d_model,
+            dtype=cfg.compute_dtype, param_dtype=cfg.param_jnp_dtype,
+            embedding_init=partitioned(normal(cfg.init_std), "vocab", "embed"), rngs=rngs)
+        if cfg.positions == "learned":
+            self.position_embed = nnx.Embed(
+                cfg.max_seq_len, cfg.d_model,
+                dtype=cfg.compute_dtype, param_dtype=cfg.param_jnp_dtype,
+                embedding_init=partitioned(normal(cfg.init_std), "position", "embed"), rngs=rngs)
+        if cfg.scan_layers:
+            self.blocks = _stacked_blocks(cfg, rngs)
+        else:
+            self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.n_layers)])
+        self.final_norm = make_norm(cfg, rngs)
+        if not cfg.tie_embeddings:
+            self.lm_head = nnx.Param(
+                partitioned(normal(cfg.init_std), "embed", "vocab")(
+                    rngs.params(), (cfg.d_model, cfg.vocab_size), cfg.param_jnp_dtype))
+
+    def __call__(self, tokens: jax.Array, positions: jax.Array | None = None,
+                 segment_ids: jax.Array | None = None) -> jax.Array:
+        """Logits (batch, seq, vocab) in float32."""
+        return self.logits(self.hidden_states(tokens, positions, segment_ids))
+
+    def hidden_states(self, tokens: jax.Array, positions: jax.Array | None = None,
+                      segment_ids: jax.Array | None = None) -> jax.Array:
+        """Final-norm hidden states (batch, seq, d_model), the input of LM and classifier heads.
+
+        positions default to 0..seq-1 per row; packed batches pass per-document positions and
+        segment_ids so documents never attend across boundaries.
+        """
+        cfg = self.cfg
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
+        x = self.token_embed(tokens)
+        if cfg.positions == "learned":
+            x = x + self.position_embed(positions)
+        x = constrain(x.astype(cfg.compute_dtype), BTD)
+
+        def apply_block(block_state, x):
+            block = nnx.merge(block_graphdef, block_state)
+            return block(x, positions, segment_ids)
+
+        if cfg.remat != "none":
+            apply_block = jax.checkpoint(apply_block, policy=_POLICIES[cfg.remat],
+                                         prevent_cse=not cfg.scan_layers)
+        if cfg.scan_layers:
+            block_graphdef, stacked = nnx.split(self.blocks)
+            x, _ = jax.lax.scan(lambda carry, layer: (apply_block(layer, carry), None), x, stacked)
+        else:
+            for block in self.blocks:
+                block_graphdef, block_state = nnx.split(block)
+                x = apply_block(block_state, x)
+        return self.final_norm(x)
+
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        """Next-token logits in float32 (the matmul accumulates in fp32 whatever the compute dtype)."""
+        cfg = self.cfg
+        if cfg.tie_embeddings:
+            table = self.token_embed.embedding[...].astype(cfg.compute_dtype)
+            out = jnp.einsum("btd,vd->btv", hidden, table, preferred_element_type=jnp.float32)
+        else:
+            kernel = self.lm_head[...].astype(cfg.compute_dtype)
+            out = jnp.einsum("btd,dv->btv", hidden, kernel, preferred_element_type=jnp.float32)
+        return constrain(out, ("activation_batch", "activation_length", "activation_vocab"))
+
+
+def _stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
+    """n_layers Blocks stacked on a leading 'layers' axis, each with its own init key."""
+
+    @nnx.split_rngs(splits=cfg.n_layers)
+    @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+    def create(rngs: nnx.Rngs) -> Block:
+        return Block(cfg, rngs=rngs)
+
+    return create(rngs)
+
+
+@functools.lru_cache(maxsize=None)
+def _abstract_model_cached(cfg: ModelConfig):
+    return nnx.eval_shape(lambda: Decoder(cfg, rngs=nnx.Rngs(0)))
+
+
+def abstract_model(cfg: ModelConfig) -> Decoder:
+    """The model with ShapeDtypeStructs instead of arrays: shapes, dtypes and axis names, no memory."""
+    return _abstract_model_cached(cfg)
+
+
+def graphdef_and_abstract_params(cfg: ModelConfig):
+    """(graphdef, abstract nnx.State of Params) for building shardings and restoring checkpoints."""
+    graphdef, state = nnx.split(abstract_model(cfg))
+    return graphdef, state

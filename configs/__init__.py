@@ -1,0 +1,1 @@
+"""ml_collections config files; select a preset with `--config=configs/<file>.py:<preset>`."""

@@ -1,0 +1,76 @@
+"""Pretraining / continued pretraining config.
+
+    python -m experiments.pretrain --config=configs/pretrain.py:<preset> --workdir=DIR \
+        [--config.train.steps=1000 --config.mesh.fsdp=4 ...]
+
+Presets: biomedlm_2p7b, gpt2_125m, llama2_7b, llama2_70b, tiny, tiny_llama.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs.models import model_preset
+
+# Per-preset training shape: (global batch in sequences, seq_len, microbatches, peak lr, warmup).
+_TRAIN = {
+    "biomedlm_2p7b": (512, 1024, 8, 1.6e-4, 1000),
+    "gpt2_125m": (256, 1024, 1, 6e-4, 1000),
+    "llama2_7b": (512, 4096, 16, 3e-4, 2000),
+    "llama2_70b": (512, 4096, 64, 1.5e-4, 2000),
+    "tiny": (16, 128, 1, 3e-3, 10),
+    "tiny_llama": (16, 128, 1, 3e-3, 10),
+}
+
+
+def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
+    if preset not in _TRAIN:
+        raise ValueError(f"unknown preset {preset!r} for configs/pretrain.py; choose one of {sorted(_TRAIN)}")
+    batch, seq_len, microbatches, lr, warmup = _TRAIN[preset]
+    tiny = preset.startswith("tiny")
+    cfg = ml_collections.ConfigDict()
+    cfg.preset = preset
+    cfg.seed = 0
+    cfg.model = model_preset(preset)
+
+    # Device mesh; -1 fills with the remaining devices. FSDP by default: it scales to any model.
+    cfg.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+
+    cfg.train = ml_collections.ConfigDict(dict(
+        steps=200 if tiny else 100_000,
+        batch_size=batch,            # global, in sequences
+        seq_len=seq_len,
+        microbatches=microbatches,   # gradient accumulation: batch_size is split into this many
+        log_every=10 if tiny else 50,
+        eval_every=50 if tiny else 1000,
+        eval_batches=2 if tiny else 20,
+    ))
+
+    # Decoupled AdamW (Composer): decay scaled by lr_t / lr_peak; see biomed_jax/optim.py.
+    cfg.optim = ml_collections.ConfigDict(dict(
+        learning_rate=lr,
+        warmup_steps=warmup,
+        schedule="cosine",          # cosine | linear | constant
+        final_lr_fraction=0.1,
+        weight_decay=1e-5 if not tiny else 0.0,
+        b1=0.9,
+        b2=0.95,
+        eps=1e-8,
+        max_grad_norm=1.0,
+        decay_embeddings=True,
+    ))
+
+    # Token source. 'synthetic': a generated Markov-chain stream (no files needed).
+    cfg.data = ml_collections.ConfigDict(dict(
+        kind="synthetic",
+        branching=4,                # successors per token: the loss floor is about log(branching)
+        mean_doc_len=64,            # documents packed per row (segment ids); 0 = one per row
+    ))
+
+    cfg.checkpoint = ml_collections.ConfigDict(dict(
+        every_steps=50 if tiny else 1000,
+        keep=3,
+        async_save=True,
+    ))
+    cfg.logging = ml_collections.ConfigDict(dict(tensorboard=True, progress_bar="auto"))  # auto|on|off
+    return cfg

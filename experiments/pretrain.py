@@ -1,0 +1,36 @@
+"""Pretraining and continued pretraining.
+
+    python -m experiments.pretrain --config=configs/pretrain.py:tiny --workdir=/tmp/w \
+        [--config.train.steps=60 --config.mesh.fsdp=4 --config.mesh.tensor=2 ...]
+
+Writes WORKDIR/config.json, metrics.jsonl, tensorboard/ and checkpoints/. Rerunning the same
+command resumes from the latest checkpoint. SIGTERM/SIGINT save a checkpoint, then exit 128+signal.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from biomed_jax.logs import quiet_library_logs
+from biomed_jax.train.loop import pretrain
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and preset, e.g. configs/pretrain.py:tiny",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints.")
+
+
+def main(argv):
+    del argv
+    quiet_library_logs()
+    summary = pretrain(_CONFIG.value, _WORKDIR.value)
+    print(f"step {summary.step}; last loss {summary.last_loss}; validation loss {summary.val_loss}")
+    print(f"metrics: {_WORKDIR.value}/metrics.jsonl  checkpoints: {_WORKDIR.value}/checkpoints")
+    if summary.interrupted_by:
+        import signal
+
+        logging.warning("stopped by %s; rerun the same command to resume", summary.interrupted_by)
+        raise SystemExit(128 + signal.Signals[summary.interrupted_by].value)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config", "workdir"])
+    app.run(main)
