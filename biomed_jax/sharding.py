@@ -139,8 +139,8 @@ def logical_to_spec(
 
 def param_shardings(abstract_state: nnx.State, mesh: Mesh, rules: Mapping[str, Any]) -> dict:
     """NamedShardings (as a pure dict tree) for an nnx State whose Params carry logical axis names."""
-    logical_specs = nnx.get_partition_spec(abstract_state).to_pure_dict()
-    shapes = jax.tree.map(lambda x: x.shape, abstract_state.to_pure_dict())
+    logical_specs = nnx.to_pure_dict(nnx.get_partition_spec(abstract_state))
+    shapes = jax.tree.map(lambda x: x.shape, nnx.to_pure_dict(abstract_state))
     paths_specs = jax.tree_util.tree_flatten_with_path(
         logical_specs, is_leaf=lambda x: isinstance(x, PartitionSpec))[0]
     treedef = jax.tree.structure(logical_specs, is_leaf=lambda x: isinstance(x, PartitionSpec))

@@ -66,10 +66,10 @@ class Decoder(nnx.Module):
         cfg = self.cfg
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
-        x = self.token_embed(tokens)
+        x = _lookup(self.token_embed, tokens, cfg.compute_dtype)
         if cfg.positions == "learned":
-            x = x + self.position_embed(positions)
-        x = constrain(x.astype(cfg.compute_dtype), BTD)
+            x = x + _lookup(self.position_embed, positions, cfg.compute_dtype)
+        x = constrain(x, BTD)
 
         def apply_block(block_state, x):
             block = nnx.merge(block_graphdef, block_state)
@@ -99,6 +99,16 @@ class Decoder(nnx.Module):
         return constrain(out, ("activation_batch", "activation_length", "activation_vocab"))
 
 
+def _lookup(embed: nnx.Embed, ids: jax.Array, dtype) -> jax.Array:
+    """Embedding lookup from a table gathered whole (in the compute dtype) first.
+
+    Like every FSDP weight, the table is all-gathered for use; gathering rows straight from a
+    vocab-sharded table makes the SPMD partitioner fall back to full rematerialisation.
+    """
+    table = constrain(embed.embedding[...].astype(dtype), (None, None))
+    return jnp.take(table, ids, axis=0)
+
+
 def _stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
     """n_layers Blocks stacked on a leading 'layers' axis, each with its own init key."""
 
@@ -120,7 +130,31 @@ def abstract_model(cfg: ModelConfig) -> Decoder:
     return _abstract_model_cached(cfg)
 
 
+def init_params(cfg: ModelConfig, rng: jax.Array) -> dict:
+    """Freshly initialised parameters as a pure dict (call under jit to place them sharded)."""
+    return nnx.to_pure_dict(nnx.state(Decoder(cfg, rngs=nnx.Rngs(params=rng)), nnx.Param))
+
+
+def init_model(cfg: ModelConfig, rng: jax.Array) -> Decoder:
+    """A freshly initialised Decoder, built under jit: one compile instead of many eager ops."""
+    graphdef, _ = nnx.split(abstract_model(cfg))
+    return nnx.merge(graphdef, jax.jit(init_params, static_argnums=0)(cfg, rng))
+
+
 def graphdef_and_abstract_params(cfg: ModelConfig):
     """(graphdef, abstract nnx.State of Params) for building shardings and restoring checkpoints."""
     graphdef, state = nnx.split(abstract_model(cfg))
     return graphdef, state
+
+
+def unstack_layers(params: dict) -> dict:
+    """Params of a scan_layers model -> the per-layer layout ({'blocks': {0: ..., 1: ...}})."""
+    n_layers = jax.tree.leaves(params["blocks"])[0].shape[0]
+    blocks = {i: jax.tree.map(lambda x, i=i: x[i], params["blocks"]) for i in range(n_layers)}
+    return {**params, "blocks": blocks}
+
+
+def stack_layers(params: dict) -> dict:
+    """Per-layer params ({'blocks': {0: ..., 1: ...}}) -> the scan_layers layout (leading layer axis)."""
+    layers = [params["blocks"][i] for i in sorted(params["blocks"])]
+    return {**params, "blocks": jax.tree.map(lambda *xs: jnp.stack(xs), *layers)}

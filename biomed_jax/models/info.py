@@ -14,7 +14,7 @@ from biomed_jax.models.decoder import abstract_model
 
 def param_shapes(cfg: ModelConfig) -> dict:
     """Pure dict of ShapeDtypeStructs for every parameter (nothing allocated)."""
-    return nnx.state(abstract_model(cfg), nnx.Param).to_pure_dict()
+    return nnx.to_pure_dict(nnx.state(abstract_model(cfg), nnx.Param))
 
 
 def model_info(cfg: ModelConfig, seq_len: int | None = None) -> dict:

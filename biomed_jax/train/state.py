@@ -11,12 +11,12 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx, struct
+from flax import struct
 from jax.sharding import Mesh, NamedSharding
 
 from biomed_jax import sharding as shd
 from biomed_jax.models.config import ModelConfig
-from biomed_jax.models.decoder import Decoder, graphdef_and_abstract_params
+from biomed_jax.models.decoder import graphdef_and_abstract_params, init_params
 
 
 @struct.dataclass
@@ -24,12 +24,6 @@ class TrainState:
     step: jax.Array
     params: Any
     opt_state: Any
-
-
-def init_params(cfg: ModelConfig, rng: jax.Array) -> dict:
-    """Freshly initialised parameters as a pure dict (call under jit to place them sharded)."""
-    model = Decoder(cfg, rngs=nnx.Rngs(params=rng))
-    return nnx.state(model, nnx.Param).to_pure_dict()
 
 
 def param_shardings(cfg: ModelConfig, mesh: Mesh, rules: Mapping[str, Any]) -> dict:

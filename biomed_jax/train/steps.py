@@ -76,7 +76,7 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, schedule: optax.
             params = optax.apply_updates(state.params, updates)
         metrics = {
             "loss": loss_sum / denom,
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "lr": schedule(state.step),
             "tokens": n_tokens,
         }
