@@ -10,9 +10,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
+from flax import nnx
+from jax.sharding import Mesh
 
-from biomed_jax.train.state import TrainState
+from biomed_jax import sharding as shd
+from biomed_jax.models.config import ModelConfig
+from biomed_jax.models.decoder import graphdef_and_abstract_params
+from biomed_jax.train.state import TrainState, param_shardings
 
 
 class RunCheckpoints:
@@ -66,6 +72,14 @@ class RunCheckpoints:
         )
         return restored["state"], dict(restored["data"])
 
+    def restore_params(self, step: int, abstract_params: Any) -> Any:
+        """Only the params of the saved state (partial restore: optimizer moments are not read)."""
+        target = {"params": abstract_params}
+        restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+            partial_restore=True)))
+        return restored["state"]["params"]
+
     def wait(self) -> None:
         """Blocks until any asynchronous save has been committed to disk."""
         self._manager.wait_until_finished()
@@ -73,3 +87,28 @@ class RunCheckpoints:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def load_params(checkpoint_dir: str, step: int | None = None, mesh: Mesh | None = None,
+                rules=None) -> tuple[ModelConfig, dict, int]:
+    """(model config, params placed sharded over `mesh`, step) from a run's checkpoints directory.
+
+    Only the parameters are read (no optimizer state): what fine-tuning, evaluation, generation
+    and export start from. `step` defaults to the latest; `mesh` to all devices as FSDP.
+    """
+    if not os.path.isdir(checkpoint_dir):
+        raise FileNotFoundError(f"checkpoint directory {checkpoint_dir} does not exist")
+    checkpoints = RunCheckpoints(checkpoint_dir)
+    try:
+        step = checkpoints.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no finished checkpoint in {checkpoints.directory}")
+        model_cfg = ModelConfig.from_dict(checkpoints.read_meta(step)["model"])
+        mesh = mesh or shd.make_mesh(dict(data=1, fsdp=-1, tensor=1))
+        shardings = param_shardings(model_cfg, mesh, shd.rules_dict(rules))
+        _, abstract = graphdef_and_abstract_params(model_cfg)
+        target = jax.tree.map(lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                              nnx.to_pure_dict(abstract), shardings)
+        return model_cfg, checkpoints.restore_params(step, target), step
+    finally:
+        checkpoints.close()
