@@ -25,7 +25,6 @@ test-fast: setup
 quickstart: setup
 	$(BIN)/python -m experiments.pretrain --config=configs/pretrain.py:tiny --workdir=$(WORKDIR) \
 		--config.train.steps=100
-	@echo "metrics: $(WORKDIR)/metrics.jsonl  tensorboard: $(WORKDIR)/tensorboard  checkpoints: $(WORKDIR)/checkpoints"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache *.egg-info

@@ -23,7 +23,9 @@ def main(argv):
     quiet_library_logs()
     summary = pretrain(_CONFIG.value, _WORKDIR.value)
     print(f"step {summary.step}; last loss {summary.last_loss}; validation loss {summary.val_loss}")
-    print(f"metrics: {_WORKDIR.value}/metrics.jsonl  checkpoints: {_WORKDIR.value}/checkpoints")
+    workdir = _WORKDIR.value
+    print(f"metrics: {workdir}/metrics.jsonl  tensorboard: {workdir}/tensorboard  "
+          f"checkpoints: {workdir}/checkpoints")
     if summary.interrupted_by:
         import signal
 

@@ -1,7 +1,7 @@
 """Generated token batches with learnable structure, for smoke runs and tests without any corpus.
 
 Tokens follow a fixed random Markov chain in which every token has `branching` possible successors,
-so a model can bring its loss from log(vocab) down to about log(branching). Rows are packed with
+so a model can bring its loss from log(vocab) down to at most log(branching). Rows are packed with
 documents of random length (segment ids, per-document positions, no target across a boundary).
 
 Every global row of every batch is a pure function of (seed, split, step, row): the stream does not
@@ -35,9 +35,7 @@ class SyntheticTokenBatches:
         self.rows = np.arange(process_index * local, (process_index + 1) * local)
         # Token 0 is never produced (left for padding); the chain lives on 1..vocab-1.
         table_rng = np.random.default_rng([seed, 7919])
-        self.successors = np.stack([
-            table_rng.choice(np.arange(1, vocab_size), size=branching, replace=False)
-            for _ in range(vocab_size)])
+        self.successors = table_rng.integers(1, vocab_size, size=(vocab_size, branching))
         self.step = 0
 
     def get_state(self) -> dict:

@@ -71,19 +71,22 @@ class Decoder(nnx.Module):
             x = x + _lookup(self.position_embed, positions, cfg.compute_dtype)
         x = constrain(x, BTD)
 
+        if cfg.scan_layers:
+            block_graphdef, block_states = nnx.split(self.blocks)
+        else:
+            block_graphdef = nnx.graphdef(self.blocks[0])  # every layer has the same structure
+            block_states = [nnx.state(block) for block in self.blocks]
+
         def apply_block(block_state, x):
-            block = nnx.merge(block_graphdef, block_state)
-            return block(x, positions, segment_ids)
+            return nnx.merge(block_graphdef, block_state)(x, positions, segment_ids)
 
         if cfg.remat != "none":
             apply_block = jax.checkpoint(apply_block, policy=_POLICIES[cfg.remat],
                                          prevent_cse=not cfg.scan_layers)
         if cfg.scan_layers:
-            block_graphdef, stacked = nnx.split(self.blocks)
-            x, _ = jax.lax.scan(lambda carry, layer: (apply_block(layer, carry), None), x, stacked)
+            x, _ = jax.lax.scan(lambda carry, layer: (apply_block(layer, carry), None), x, block_states)
         else:
-            for block in self.blocks:
-                block_graphdef, block_state = nnx.split(block)
+            for block_state in block_states:
                 x = apply_block(block_state, x)
         return self.final_norm(x)
 
