@@ -37,8 +37,9 @@ def make_norm(cfg: ModelConfig, rngs: nnx.Rngs) -> nnx.Module:
         rngs=rngs,
     )
     if cfg.norm == "layernorm":
-        return nnx.LayerNorm(
-            cfg.d_model, bias_init=partitioned(nnx.initializers.zeros, "norm"), **common)
+        return nnx.LayerNorm(  # two-pass variance, as torch computes it
+            cfg.d_model, bias_init=partitioned(nnx.initializers.zeros, "norm"), use_fast_variance=False,
+            **common)
     return nnx.RMSNorm(cfg.d_model, **common)
 
 

@@ -44,8 +44,11 @@ class RunCheckpoints:
     def all_steps(self) -> list[int]:
         return list(self._manager.all_steps())
 
-    def save(self, step: int, state: TrainState, data_state: dict, meta: dict, force: bool = False) -> bool:
-        """Saves if `step` is on the save interval (or `force`); returns whether a save started."""
+    def save(self, step: int, state: TrainState | dict, data_state: dict, meta: dict, force: bool = False) -> bool:
+        """Saves if `step` is on the save interval (or `force`); returns whether a save started.
+
+        `state` is a TrainState, or {"params": ...} for a model converted from Hugging Face.
+        """
         return self._manager.save(
             step,
             args=ocp.args.Composite(

@@ -1,0 +1,117 @@
+"""Hugging Face interop: tiny random GPT-2 and Llama convert with logits parity, export, round trip."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from flax import nnx  # noqa: E402
+
+from biomed_jax.convert.hf_checkpoint import hf_to_jax, jax_to_hf  # noqa: E402
+from biomed_jax.models.decoder import graphdef_and_abstract_params  # noqa: E402
+from biomed_jax.train.checkpoint import load_params  # noqa: E402
+from helpers import run_cli  # noqa: E402
+
+VOCAB = 128
+
+
+def tiny_hf_model(family):
+    torch.manual_seed(0)
+    if family == "gpt2":
+        config = transformers.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+        model = transformers.GPT2LMHeadModel(config)
+    else:
+        config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
+                                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                          max_position_embeddings=64, tie_word_embeddings=False)
+        model = transformers.LlamaForCausalLM(config)
+    with torch.no_grad():  # HF initialises some tensors to constants; randomise all so the test can fail
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    return model.eval()
+
+
+def padded_batch():
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, VOCAB, size=(3, 12))
+    mask = np.ones((3, 12), np.int64)
+    mask[1, 8:] = 0  # right padding
+    mask[2, :5] = 0  # left padding
+    positions = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)
+    return tokens, mask, positions
+
+
+def hf_logits(model, tokens, mask, positions):
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor(tokens), attention_mask=torch.tensor(mask),
+                    position_ids=torch.tensor(positions))
+    return out.logits.float().numpy()
+
+
+def jax_logits(workdir, tokens, mask, positions):
+    cfg, params, _ = load_params(os.path.join(workdir, "checkpoints"))
+    graphdef, _ = graphdef_and_abstract_params(cfg)
+    model = nnx.merge(graphdef, params)
+    # Padding is its own segment: real tokens never attend to it, whatever side it is on.
+    return np.asarray(jax.jit(lambda t, p, s: model(t, p, s))(tokens, positions, mask.astype(np.int32)))
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+@pytest.mark.parametrize("scan_layers", [True, False])
+def test_convert_parity_export_and_round_trip(tmp_path, family, scan_layers):
+    hf_model = tiny_hf_model(family)
+    hf_dir, jax_dir, out_dir, back_dir = (str(tmp_path / d) for d in ("hf", "jax", "out", "back"))
+    hf_model.save_pretrained(hf_dir, safe_serialization=True)
+    hf_to_jax(hf_dir, jax_dir, scan_layers=scan_layers, dtype="float32")
+
+    tokens, mask, positions = padded_batch()
+    expected = hf_logits(hf_model, tokens, mask, positions)
+    real = mask.astype(bool)
+    np.testing.assert_allclose(jax_logits(jax_dir, tokens, mask, positions)[real], expected[real], atol=1e-4)
+
+    jax_to_hf(jax_dir, out_dir)
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out_dir).eval()
+    np.testing.assert_allclose(hf_logits(reloaded, tokens, mask, positions), expected, atol=1e-4)
+
+    hf_to_jax(out_dir, back_dir, scan_layers=scan_layers, dtype="float32")
+    _, first, _ = load_params(os.path.join(jax_dir, "checkpoints"))
+    _, again, _ = load_params(os.path.join(back_dir, "checkpoints"))
+    jax.tree.map(np.testing.assert_array_equal, first, again)
+
+
+def test_pickle_checkpoints_are_refused(tmp_path):
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump({"model_type": "gpt2"}, f)
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ValueError, match="pickle"):
+        hf_to_jax(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_shape_mismatch_names_the_tensor(tmp_path):
+    hf_dir = str(tmp_path / "hf")
+    tiny_hf_model("llama").save_pretrained(hf_dir, safe_serialization=True)
+    with open(os.path.join(hf_dir, "config.json")) as f:
+        config = json.load(f)
+    config["intermediate_size"] = 48
+    with open(os.path.join(hf_dir, "config.json"), "w") as f:
+        json.dump(config, f)
+    with pytest.raises(ValueError, match="mlp.gate_proj.weight"):
+        hf_to_jax(hf_dir, str(tmp_path / "jax"))
+
+
+def test_convert_command_writes_a_checkpoint_and_copies_the_tokenizer(tmp_path):
+    hf_dir, jax_dir, out_dir = (str(tmp_path / d) for d in ("hf", "jax", "out"))
+    tiny_hf_model("gpt2").save_pretrained(hf_dir, safe_serialization=True)
+    with open(os.path.join(hf_dir, "tokenizer.json"), "w") as f:
+        f.write('{"version": "1.0"}')
+    proc = run_cli("experiments.convert", "--direction=hf_to_jax", f"--src={hf_dir}", f"--workdir={jax_dir}")
+    assert "2 layers, d_model 32, vocab 128" in proc.stdout
+    assert os.path.exists(os.path.join(jax_dir, "tokenizer.json"))
+    run_cli("experiments.convert", "--direction=jax_to_hf", f"--workdir={jax_dir}", f"--dst={out_dir}")
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(os.listdir(out_dir))
