@@ -165,8 +165,10 @@ def _pubmed_record(record: ET.Element, report: ReadReport) -> Document | None:
             "language": _text_of(article.find("Language")) or None,
             "journal": _text_of(article.find("Journal/Title")) or None,
             "year": _pubmed_year(article.find("Journal/JournalIssue/PubDate")),
-            "mesh_headings": [_text_of(name) for name in citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName")],
-            "publication_types": [_text_of(kind) for kind in article.iterfind("PublicationTypeList/PublicationType")],
+            "mesh_headings": [_text_of(name) for name in
+                              citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName")],
+            "publication_types": [_text_of(kind) for kind in
+                                  article.iterfind("PublicationTypeList/PublicationType")],
         })
 
 
@@ -341,10 +343,10 @@ def read_jsonl(path: str, report: ReadReport | None = None, text_field: str = "t
                     report.skip("empty_text")
                     continue
                 doc_id = record.pop(id_field, None)
-                title = record.pop("title", "")
+                title = record.pop("title", None)
                 report.with_text += 1
                 yield Document(id=f"{stem}:{number}" if doc_id is None else str(doc_id), text=text,
-                               title=title if isinstance(title, str) else str(title), source="jsonl", meta=record)
+                               title="" if title is None else str(title), source="jsonl", meta=record)
         except _READ_ERRORS as err:
             _record_read_error(report, err)
 
