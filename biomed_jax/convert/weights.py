@@ -23,7 +23,7 @@ def _same(x):
 
 
 def _gpt2_rules(cfg: ModelConfig) -> tuple[list[Rule], list[Rule]]:
-    d, n, h, f = cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.d_ff
+    d, n, h = cfg.d_model, cfg.n_heads, cfg.head_dim
 
     def qkv(part):  # one of q, k, v out of the fused (d, 3d) Conv1D kernel / (3d,) bias
         cols = slice(part * d, (part + 1) * d)
@@ -58,7 +58,7 @@ def _gpt2_rules(cfg: ModelConfig) -> tuple[list[Rule], list[Rule]]:
 
 
 def _llama_rules(cfg: ModelConfig) -> tuple[list[Rule], list[Rule]]:
-    d, n, k, h, f = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.d_ff
+    d, n, k, h = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
 
     def linear(heads):  # torch (heads*h, d) -> (d, heads, h)
         return (lambda w: w.T.reshape(d, heads, h)), (lambda x: x.reshape(d, heads * h).T)
