@@ -60,11 +60,16 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
         decay_embeddings=True,
     ))
 
-    # Token source. 'synthetic': a generated Markov-chain stream (no files needed).
+    # Token source (biomed_jax/data/sources.py). 'tfds': a dataset made by experiments.prepare_data,
+    # read by the grain loader; 'synthetic': a generated Markov-chain stream needing no files;
+    # 'auto': tfds when data.dir is set, else synthetic.
     cfg.data = ml_collections.ConfigDict(dict(
-        kind="synthetic",
-        branching=4,                # successors per token: the loss floor is about log(branching)
-        mean_doc_len=64,            # documents packed per row (segment ids); 0 = one per row
+        kind="auto",
+        dir="",                     # the --data_dir given to experiments.prepare_data
+        name="",                    # the data config's name; empty = the only dataset in dir
+        prefetch=2,                 # batches prepared ahead by a background thread
+        branching=4,                # synthetic: successors per token; the loss floor is about log(branching)
+        mean_doc_len=64,            # synthetic: documents packed per row (segment ids); 0 = one per row
     ))
 
     cfg.checkpoint = ml_collections.ConfigDict(dict(

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from biomed_jax import optim
 from biomed_jax import sharding as shd
-from biomed_jax.data.sources import build_batch_source
+from biomed_jax.data.sources import build_batch_source, open_token_dataset, resolve_kind
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import graphdef_and_abstract_params
 from biomed_jax.models.info import model_info
@@ -106,6 +106,7 @@ def _progress_bar(mode: str, total: int, initial: int):
 
 def pretrain(cfg: ml_collections.ConfigDict, workdir: str) -> RunSummary:
     """Trains (or resumes training) the model of `cfg`, writing everything under `workdir`."""
+    _cover_dataset_vocab(cfg)
     model_cfg = validate_pretrain_config(cfg, jax.device_count())
     mesh = shd.make_mesh(cfg.mesh)
     rules = shd.rules_dict()
@@ -135,6 +136,7 @@ def pretrain(cfg: ml_collections.ConfigDict, workdir: str) -> RunSummary:
         logging.info("already trained to step %d (train.steps=%d): nothing to do", start, train_cfg.steps)
         checkpoints.close()
         metrics_log.close()
+        _close(train_source)
         return RunSummary(step=start, last_loss=None)
 
     graphdef, _ = graphdef_and_abstract_params(model_cfg)
@@ -153,6 +155,7 @@ def pretrain(cfg: ml_collections.ConfigDict, workdir: str) -> RunSummary:
             batch_loss, batch_tokens = eval_step(params, shd.global_batch_from_local(next(source), mesh))
             loss_sum += float(batch_loss)
             n_tokens += float(batch_tokens)
+        _close(source)
         return loss_sum / max(n_tokens, 1.0)
 
     # Metrics averaged over the steps since the last log line; `paused` is time spent saving and
@@ -228,4 +231,26 @@ def pretrain(cfg: ml_collections.ConfigDict, workdir: str) -> RunSummary:
         finally:
             checkpoints.close()
             metrics_log.close()
+            _close(train_source)
     return summary
+
+
+def _cover_dataset_vocab(cfg: ml_collections.ConfigDict) -> None:
+    """Raises model.vocab_size to the prepared dataset's tokenizer size when it is smaller.
+
+    A preset's vocabulary (e.g. the tiny model's 256) cannot embed a trained tokenizer's ids; the
+    resolved value is what config.json and the checkpoints record.
+    """
+    if resolve_kind(cfg.data) != "tfds":
+        return
+    vocab = open_token_dataset(cfg.data).vocab_size
+    if cfg.model.vocab_size < vocab:
+        logging.info("model.vocab_size raised from %d to %d, the size of the dataset's tokenizer",
+                     cfg.model.vocab_size, vocab)
+        cfg.model.vocab_size = vocab
+
+
+def _close(source) -> None:
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,221 @@
+"""The cleaned corpus: every configured source read, cleaned and deduplicated once, kept as JSON lines.
+
+Stage one of data preparation (the tokenizer trains on it, the TFDS builder mixes and tokenizes it).
+Output, under WORK_DIR/clean/: one `<source>.jsonl` per source ({id, text, title, source, split}) and
+`clean_report.json` (reader reports per file, every filter's counts, deleted PMIDs), written last
+into a temporary folder that is renamed into place: a half-built stage never looks finished.
+Documents are assigned to train/validation by a stable hash of `source:id`, independent of the seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import shutil
+from typing import Any, Iterator, Mapping
+
+from absl import logging
+
+from biomed_jax.data.clean import Cleaner
+from biomed_jax.data.readers import READERS, Document, ReadReport, read_documents
+
+SPLITS = ("train", "validation")
+REPORT = "clean_report.json"
+
+
+def check_data_config(cfg: Mapping[str, Any]) -> None:
+    """Fails early, naming the field, on a data config that cannot work."""
+    sources = cfg.get("sources")
+    if not sources:
+        raise ValueError("data config has no `sources`; add at least one (see configs/data.py)")
+    for name, source in sources.items():
+        if source.get("kind") not in READERS:
+            raise ValueError(f"sources.{name}.kind must be one of {sorted(READERS)}, got {source.get('kind')!r}")
+        if not str(source.get("paths", "")).strip():
+            raise ValueError(f"sources.{name}.paths is empty; give comma-separated file globs")
+        epochs, fraction = float(source.get("epochs", 1.0)), float(source.get("fraction", 0.0))
+        if epochs < 0:
+            raise ValueError(f"sources.{name}.epochs must be >= 0, got {epochs}")
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"sources.{name}.fraction must be in [0, 1), got {fraction}")
+    total_fraction = sum(float(s.get("fraction", 0.0)) for s in sources.values())
+    if total_fraction >= 1.0:
+        raise ValueError(f"the sources' `fraction` values sum to {total_fraction}; they must sum to < 1")
+    if all(float(s.get("fraction", 0.0)) > 0 for s in sources.values()):
+        raise ValueError("every source has a `fraction`; at least one must be sized by `epochs`")
+    validation_fraction = float(cfg["split"]["validation_fraction"])
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"split.validation_fraction must be in [0, 1), got {validation_fraction}")
+
+
+def resolve_manual_dir(cfg: Mapping[str, Any], default_root: str) -> str:
+    """The folder relative source paths point into; generates the synthetic world there if asked."""
+    manual_dir = cfg.get("manual_dir") or ""
+    if cfg.get("generate_world"):
+        from biomed_jax.data.synthetic_world import generate_world
+
+        manual_dir = manual_dir or os.path.join(default_root, "manual", "synthetic_world")
+        generate_world(manual_dir, dict(cfg["world"]))
+    if not manual_dir:
+        raise ValueError("data config has no `manual_dir`: pass --config.manual_dir=FOLDER holding the raw files")
+    if not os.path.isdir(manual_dir):
+        raise FileNotFoundError(f"manual_dir {manual_dir!r} does not exist; it should hold the raw source files")
+    return manual_dir
+
+
+def source_files(name: str, source: Mapping[str, Any], manual_dir: str) -> list[str]:
+    """The sorted files matched by a source's comma-separated globs; none matched is an error."""
+    files: set[str] = set()
+    patterns = [p.strip() for p in str(source["paths"]).split(",") if p.strip()]
+    for pattern in patterns:
+        full = pattern if os.path.isabs(pattern) else os.path.join(manual_dir, pattern)
+        files.update(f for f in glob.glob(full, recursive=True) if os.path.isfile(f))
+    if not files:
+        raise FileNotFoundError(
+            f"sources.{name}.paths={source['paths']!r} matched no files under {manual_dir!r}; "
+            f"check --config.manual_dir and the globs")
+    return sorted(files)
+
+
+def split_of(source: str, doc_id: str, validation_fraction: float) -> str:
+    """'train' or 'validation' from a stable hash of `source:id` (the same on every machine and run)."""
+    digest = hashlib.sha256(f"{source}:{doc_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return "validation" if u < validation_fraction else "train"
+
+
+@dataclasses.dataclass
+class CleanCorpus:
+    """A finished clean stage: per-source JSON-lines files and their report."""
+
+    directory: str
+    report: dict
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.report["sources"])
+
+    def path(self, source: str) -> str:
+        return os.path.join(self.directory, f"{source}.jsonl")
+
+    def iter_documents(self, split: str | None = None, sources: list[str] | None = None) -> Iterator[Document]:
+        """Cleaned documents of `split` (None = both), source by source in config order."""
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        for source in sources or self.sources:
+            with open(self.path(source), encoding="utf-8") as f:
+                for line in f:
+                    record = json.loads(line)
+                    if split is None or record["split"] == split:
+                        yield Document(id=record["id"], text=record["text"], title=record["title"],
+                                       source=source, meta={"split": record["split"]})
+
+
+def load_clean_corpus(work_dir: str) -> CleanCorpus | None:
+    directory = os.path.join(work_dir, "clean")
+    report_path = os.path.join(directory, REPORT)
+    if not os.path.exists(report_path):
+        return None
+    with open(report_path) as f:
+        return CleanCorpus(directory, json.load(f))
+
+
+def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False) -> CleanCorpus:
+    """Runs (or reuses) the clean stage for data config `cfg` into WORK_DIR/clean/."""
+    check_data_config(cfg)
+    fingerprint = _fingerprint(cfg)
+    existing = load_clean_corpus(work_dir)
+    if existing is not None:
+        if existing.report.get("fingerprint") != fingerprint:
+            raise FileExistsError(
+                f"{existing.directory} was cleaned with different sources/clean/split settings; "
+                f"use a new directory or delete it to rebuild")
+        return existing
+    manual_dir = resolve_manual_dir(cfg, work_dir)
+    files = {name: source_files(name, source, manual_dir) for name, source in cfg["sources"].items()}
+    final_dir = os.path.join(work_dir, "clean")
+    tmp_dir = f"{final_dir}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    os.makedirs(tmp_dir)
+    cleaner = Cleaner(dict(cfg["clean"]), seed=int(cfg["seed"]))
+    validation_fraction = float(cfg["split"]["validation_fraction"])
+    file_reports, deleted_ids, kept = [], set(), {}
+    for name, source in cfg["sources"].items():
+        counts = {"train": 0, "validation": 0, "chars_train": 0, "chars_validation": 0}
+        with open(os.path.join(tmp_dir, f"{name}.jsonl"), "w", encoding="utf-8") as out:
+            for path in _progress(files[name], progress, f"clean {name}"):
+                report = ReadReport(path=path)
+                for doc in read_documents(source["kind"], path, report):
+                    doc.source = name
+                    doc = cleaner.process(doc)
+                    if doc is None:
+                        continue
+                    split = split_of(name, doc.id, validation_fraction)
+                    counts[split] += 1
+                    counts[f"chars_{split}"] += len(doc.text)
+                    out.write(json.dumps({"id": doc.id, "text": doc.text, "title": doc.title,
+                                          "source": name, "split": split}, ensure_ascii=False) + "\n")
+                deleted_ids.update(report.deleted_ids)
+                file_reports.append(report.to_dict())
+                if report.error or report.truncated:
+                    logging.warning("%s: %s (truncated=%s); kept the %d records before it",
+                                    path, report.error, report.truncated, report.with_text)
+        kept[name] = counts
+    deleted_dropped = _drop_deleted(tmp_dir, cfg["sources"], deleted_ids, kept) if deleted_ids else 0
+    report = {
+        "fingerprint": fingerprint,
+        "manual_dir": os.path.abspath(manual_dir),
+        "sources": kept,
+        "filters": cleaner.report(),
+        "deleted_citations": {"pmids": len(deleted_ids), "documents_dropped": deleted_dropped},
+        "files": file_reports,
+    }
+    with open(os.path.join(tmp_dir, REPORT), "w") as f:
+        json.dump(report, f, indent=2)
+    shutil.rmtree(final_dir, ignore_errors=True)
+    os.replace(tmp_dir, final_dir)
+    return CleanCorpus(final_dir, report)
+
+
+def _drop_deleted(directory: str, sources: Mapping[str, Any], deleted_ids: set, kept: dict) -> int:
+    """Removes PubMed documents whose PMID a DeleteCitation block (in any file) withdrew."""
+    dropped = 0
+    for name, source in sources.items():
+        if source["kind"] != "pubmed_xml":
+            continue
+        path = os.path.join(directory, f"{name}.jsonl")
+        with open(path, encoding="utf-8") as f, open(path + ".new", "w", encoding="utf-8") as out:
+            for line in f:
+                record = json.loads(line)
+                if record["id"] in deleted_ids:
+                    dropped += 1
+                    kept[name][record["split"]] -= 1
+                    kept[name][f"chars_{record['split']}"] -= len(record["text"])
+                    continue
+                out.write(line)
+        os.replace(path + ".new", path)
+    return dropped
+
+
+def _fingerprint(cfg: Mapping[str, Any]) -> str:
+    """What the clean stage's output depends on (sources, manual dir, world, clean and split settings)."""
+    keys = ("sources", "manual_dir", "generate_world", "world", "clean", "split", "seed")
+    relevant = {k: _plain(cfg[k]) for k in keys if k in cfg}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _plain(value):
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value
+
+
+def _progress(items, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="file")

@@ -1,0 +1,91 @@
+"""Data preparation: raw sources -> clean + dedup -> mixture -> BPE tokenizer -> TFDS token dataset.
+
+    python -m experiments.prepare_data --config=configs/data.py:<preset> --data_dir=DIR
+    python -m experiments.train_tokenizer --config=configs/data.py:<preset> --workdir=DIR
+
+Presets:
+  synthetic   the embedded synthetic biomedical world (generated, no download): PubMed XML abstracts,
+              guideline JSONL and 1% general replay; a small tokenizer for the tiny models.
+  pubmed      BioMedLM: PubMed abstracts (NLM baseline/update XML) + PMC OA full text (JATS),
+              28,896-token byte-level BPE. Point --config.manual_dir at the downloaded files.
+  gap_replay  MEDITRON's GAP-Replay mixture: clinical guidelines x2, PubMed abstracts, PMC papers and
+              1% general-domain replay. Point --config.manual_dir at the files.
+
+Source paths are comma-separated globs, relative to `manual_dir` unless absolute. Each source is repeated
+`epochs` times (a fractional part samples that share of documents, deterministically from the seed), or,
+when `fraction` > 0, sized to make up that fraction of the mixture's characters (the 1% replay).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from biomed_jax.data.synthetic_world import WORLD_DEFAULTS
+
+PRESETS = ("synthetic", "pubmed", "gap_replay")
+
+
+def _source(kind: str, paths: str, epochs: float = 1.0, fraction: float = 0.0) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(dict(kind=kind, paths=paths, epochs=epochs, fraction=fraction))
+
+
+def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} for configs/data.py; choose one of {list(PRESETS)}")
+    cfg = ml_collections.ConfigDict()
+    cfg.name = preset  # the TFDS dataset's config name: DATA_DIR/biomed_corpus/<name>/<version>
+    cfg.seed = 0
+    # Where relative source paths point. synthetic: empty = generate the world into DATA_DIR/manual/.
+    cfg.manual_dir = ""
+    cfg.generate_world = preset == "synthetic"
+    if preset == "synthetic":
+        cfg.world = ml_collections.ConfigDict(dict(WORLD_DEFAULTS))
+
+    if preset == "synthetic":
+        cfg.sources = ml_collections.ConfigDict(dict(
+            abstracts=_source("pubmed_xml", "pubmed/*.xml.gz"),
+            guidelines=_source("jsonl", "guidelines/*.jsonl", epochs=2.0),
+            replay=_source("jsonl", "replay/*.jsonl", fraction=0.01),
+        ))
+    elif preset == "pubmed":
+        cfg.sources = ml_collections.ConfigDict(dict(
+            abstracts=_source("pubmed_xml", "pubmed/*.xml.gz,pubmed/*.xml"),
+            papers=_source("pmc_jats", "pmc/**/*.nxml"),
+        ))
+    else:
+        cfg.sources = ml_collections.ConfigDict(dict(
+            guidelines=_source("jsonl", "guidelines/*.jsonl", epochs=2.0),
+            abstracts=_source("pubmed_xml", "pubmed/*.xml.gz,pubmed/*.xml"),
+            papers=_source("pmc_jats", "pmc/**/*.nxml"),
+            replay=_source("jsonl", "replay/*.jsonl", fraction=0.01),
+        ))
+
+    # Cleaning and dedup (biomed_jax/data/clean.py); every filter is counted in clean_report.json.
+    cfg.clean = ml_collections.ConfigDict(dict(
+        unicode_form="NFKC",        # NFKC | NFC | none
+        min_chars=200 if preset != "synthetic" else 100,
+        min_words=20 if preset != "synthetic" else 10,
+        exact_dedup=True,           # drop documents whose normalised text hashes the same
+        near_dedup=True,            # MinHash LSH (datasketch)
+        jaccard_threshold=0.8,      # near-duplicate above this estimated Jaccard similarity
+        num_perm=128,               # MinHash permutations
+        shingle_words=5,            # word n-gram shingles
+    ))
+
+    # Byte-level BPE (HF tokenizers). path: an existing tokenizer.json to use instead of training one.
+    cfg.tokenizer = ml_collections.ConfigDict(dict(
+        path="",
+        vocab_size=4096 if preset == "synthetic" else 28896,  # BioMedLM: 28,896
+        min_frequency=2,
+        eos_token="<|endoftext|>",
+        max_train_docs=0 if preset == "synthetic" else 2_000_000,  # 0 = all training documents
+        held_out_docs=200 if preset == "synthetic" else 2000,      # validation docs for the fertility report
+    ))
+
+    # The TFDS dataset: documents split by a stable hash of their id.
+    cfg.split = ml_collections.ConfigDict(dict(validation_fraction=0.02 if preset == "synthetic" else 0.005))
+    cfg.build = ml_collections.ConfigDict(dict(
+        num_workers=2,              # tokenizer processes
+        max_shard_mb=256,           # array_record shard size
+    ))
+    return cfg

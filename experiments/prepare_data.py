@@ -1,0 +1,77 @@
+"""Raw sources -> TFDS token dataset, end to end.
+
+    python -m experiments.prepare_data --config=configs/data.py:synthetic --data_dir=/tmp/d
+
+Stages, each resumable and skipped when already done (under DATA_DIR/biomed_work/<name>/):
+  1. the synthetic world (preset synthetic only), generated into manual/;
+  2. read + clean + dedup every source (clean/, with clean_report.json);
+  3. the tokenizer: data.tokenizer.path, or a byte-level BPE trained on the clean train split
+     (tokenizer/tokenizer.json, fertility.json);
+  4. mix, tokenize in data.build.num_workers processes, write array_record shards
+     (DATA_DIR/biomed_corpus/<name>/1.0.0/, renamed into place only when complete).
+Then `python -m experiments.pretrain --config=configs/pretrain.py:tiny --config.data.dir=DATA_DIR`.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from biomed_jax.data import token_dataset
+from biomed_jax.data.corpus import check_data_config, clean_corpus
+from biomed_jax.data.tokenizer import build_or_load, eos_token_id
+from biomed_jax.logs import quiet_library_logs
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Data config and preset, e.g. configs/data.py:synthetic",
+                                          lock_config=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the dataset (and its work files) are written.")
+
+
+def prepare(cfg, data_dir: str) -> token_dataset.TokenDataset:
+    """Runs every stage not yet done; returns the finished dataset."""
+    check_data_config(cfg)
+    path = token_dataset.dataset_dir(data_dir, cfg.name)
+    if os.path.exists(os.path.join(path, "dataset_info.json")):
+        print(f"dataset already prepared: {path} (delete it to rebuild)")
+        return token_dataset.TokenDataset(data_dir, cfg.name)
+    work_dir = os.path.join(data_dir, "biomed_work", cfg.name)
+    corpus = clean_corpus(cfg, work_dir, progress=True)
+    filters = corpus.report["filters"]["total"]
+    print(f"clean: kept {filters['kept']} of {filters['seen']} documents "
+          f"({json.dumps({k: v for k, v in filters.items() if k not in ('seen', 'kept')})}); "
+          f"report: {corpus.directory}/clean_report.json")
+    tokenizer, tokenizer_path, _ = build_or_load(cfg, corpus, os.path.join(work_dir, "tokenizer"))
+    for stale in glob.glob(os.path.join(os.path.dirname(path), "incomplete.*")):
+        logging.info("removing %s, left by an interrupted build", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    builder = token_dataset.BiomedCorpus(
+        data_cfg=cfg, corpus=corpus, tokenizer_path=tokenizer_path,
+        eos_id=eos_token_id(tokenizer, cfg.tokenizer.eos_token), vocab_size=tokenizer.get_vocab_size(),
+        num_workers=cfg.build.num_workers, data_dir=data_dir)
+    builder.download_and_prepare(download_config=token_dataset.download_config(
+        corpus.report["manual_dir"], cfg.build.max_shard_mb))
+    return token_dataset.TokenDataset(data_dir, cfg.name)
+
+
+def main(argv):
+    del argv
+    quiet_library_logs()
+    dataset = prepare(_CONFIG.value, _DATA_DIR.value)
+    print(f"dataset: {dataset.path}")
+    print(f"tokenizer: vocab {dataset.vocab_size}, eos id {dataset.eos_id}")
+    for split, sources in dataset.metadata["counts"].items():
+        total = sum(c["tokens"] for c in sources.values())
+        parts = ", ".join(f"{name} {c['documents']} docs / {c['tokens']} tokens" for name, c in sources.items())
+        print(f"{split}: {total} tokens ({parts})")
+    print("mixture: " + ", ".join(f"{name} x{m['epochs']:.3g} ({100 * m['char_share']:.1f}%)"
+                                  for name, m in dataset.metadata["mixture"].items()))
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config", "data_dir"])
+    app.run(main)
