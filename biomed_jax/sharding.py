@@ -42,6 +42,12 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
     ("activation_head_dim", None),
     ("activation_mlp", "tensor"),
     ("activation_vocab", "tensor"),
+    # KV cache for generation (biomed_jax/models/kv_cache.py): laid out like the attention activations
+    ("cache_layers", None),
+    ("cache_batch", ("data", "fsdp")),
+    ("cache_length", None),
+    ("cache_kv_heads", "tensor"),
+    ("cache_head_dim", None),
 )
 
 BATCH_AXES = ("data", "fsdp")

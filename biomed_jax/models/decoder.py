@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from biomed_jax.models.config import ModelConfig
+from biomed_jax.models.kv_cache import KVCache
 from biomed_jax.models.layers import BTD, Block, make_norm, normal, partitioned
 from biomed_jax.sharding import constrain
 
@@ -66,16 +67,8 @@ class Decoder(nnx.Module):
         cfg = self.cfg
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
-        x = _lookup(self.token_embed, tokens, cfg.compute_dtype)
-        if cfg.positions == "learned":
-            x = x + _lookup(self.position_embed, positions, cfg.compute_dtype)
-        x = constrain(x, BTD)
-
-        if cfg.scan_layers:
-            block_graphdef, block_states = nnx.split(self.blocks)
-        else:
-            block_graphdef = nnx.graphdef(self.blocks[0])  # every layer has the same structure
-            block_states = [nnx.state(block) for block in self.blocks]
+        x = self._embed(tokens, positions)
+        block_graphdef, block_states = self._block_graphdef_and_states()
 
         def apply_block(block_state, x):
             return nnx.merge(block_graphdef, block_state)(x, positions, segment_ids)
@@ -89,6 +82,52 @@ class Decoder(nnx.Module):
             for block_state in block_states:
                 x = apply_block(block_state, x)
         return self.final_norm(x)
+
+    def hidden_states_with_cache(self, tokens: jax.Array, positions: jax.Array, cache: KVCache,
+                                 mask: jax.Array | None = None) -> tuple[jax.Array, KVCache]:
+        """(final-norm hidden states, updated cache) for `tokens` (batch, T) appended at the cache's slot.
+
+        Prefill passes the whole left-padded prompt (mask = attention mask, so pads are never
+        attended to); each decode step passes one token per row. `positions` are per row (for a
+        left-padded batch: cumsum(mask) - 1), so a row's result does not depend on its padding.
+        """
+        if mask is None:
+            mask = jnp.ones(tokens.shape, bool)
+        if tokens.shape[1] > cache.max_len:
+            raise ValueError(f"{tokens.shape[1]} tokens do not fit a KV cache of max_len {cache.max_len}")
+        x = self._embed(tokens, positions)
+        cache = cache.begin(mask)
+        block_graphdef, block_states = self._block_graphdef_and_states()
+
+        def apply_block(block_state, x, cache, layer):
+            return nnx.merge(block_graphdef, block_state)(x, positions, None, cache, layer)
+
+        if self.cfg.scan_layers:
+            # The stacked cache rides in the carry (written in place at [layer, :, index]); only the
+            # block states are scanned over.
+            def body(carry, xs):
+                block_state, layer = xs
+                return apply_block(block_state, *carry, layer), None
+
+            layers = jnp.arange(self.cfg.n_layers, dtype=jnp.int32)
+            (x, cache), _ = jax.lax.scan(body, (x, cache), (block_states, layers))
+        else:
+            for layer, block_state in enumerate(block_states):
+                x, cache = apply_block(block_state, x, cache, layer)
+        return self.final_norm(x), cache.advance(tokens.shape[1])
+
+    def _embed(self, tokens: jax.Array, positions: jax.Array) -> jax.Array:
+        cfg = self.cfg
+        x = _lookup(self.token_embed, tokens, cfg.compute_dtype)
+        if cfg.positions == "learned":
+            x = x + _lookup(self.position_embed, positions, cfg.compute_dtype)
+        return constrain(x, BTD)
+
+    def _block_graphdef_and_states(self):
+        if self.cfg.scan_layers:
+            return nnx.split(self.blocks)
+        # Every layer has the same structure, so one graphdef serves them all.
+        return nnx.graphdef(self.blocks[0]), [nnx.state(block) for block in self.blocks]
 
     def logits(self, hidden: jax.Array) -> jax.Array:
         """Next-token logits in float32 (the matmul accumulates in fp32 whatever the compute dtype)."""

@@ -13,6 +13,7 @@ from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
 from biomed_jax.models.config import ModelConfig
+from biomed_jax.models.kv_cache import KVCache
 from biomed_jax.sharding import constrain
 
 BTD = ("activation_batch", "activation_length", "activation_embed")
@@ -89,7 +90,13 @@ class Attention(nnx.Module):
         self.o_proj = _projection(cfg, "btnh,nhd->btd", (n, h, d), ("heads", "head_dim", "embed"),
                                   (d,), ("embed",), out_std, rngs)
 
-    def __call__(self, x: jax.Array, positions: jax.Array, segment_ids: jax.Array | None) -> jax.Array:
+    def __call__(self, x: jax.Array, positions: jax.Array, segment_ids: jax.Array | None,
+                 cache: KVCache | None = None, layer=None):
+        """Self-attention output (batch, seq, d_model); with a `cache`, (output, updated cache).
+
+        With a cache, this layer's new keys/values are written at the cache's write slot (layer
+        `layer` of the stacked cache) and the queries attend over every valid slot up to their own.
+        """
         cfg = self.cfg
         q_axes = ("activation_batch", "activation_length", "activation_heads", "activation_head_dim")
         kv_axes = ("activation_batch", "activation_length", "activation_kv_heads", "activation_head_dim")
@@ -99,6 +106,13 @@ class Attention(nnx.Module):
         if cfg.positions == "rope":
             q = rope(q, positions, cfg.rope_theta)
             k = rope(k, positions, cfg.rope_theta)
+        if cache is not None:
+            cache, k, v = cache.write(layer, k, v)
+            # XLA attention over the whole static cache with an explicit mask: the decode step is
+            # one query long, which fused flash kernels do not serve better.
+            out = jax.nn.dot_product_attention(q, k, v, mask=cache.attention_mask(q.shape[1]),
+                                               implementation="xla")
+            return self.o_proj(constrain(out, q_axes)), cache
         mask = None
         if segment_ids is not None:
             # Packed documents: a token attends only within its own segment (and causally).
@@ -142,8 +156,15 @@ class Block(nnx.Module):
         self.mlp_norm = make_norm(cfg, rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 
-    def __call__(self, x: jax.Array, positions: jax.Array, segment_ids: jax.Array | None) -> jax.Array:
-        x = x + self.attn(self.attn_norm(x), positions, segment_ids)
+    def __call__(self, x: jax.Array, positions: jax.Array, segment_ids: jax.Array | None,
+                 cache: KVCache | None = None, layer=None):
+        """The block output; with a `cache` (see Attention), (output, updated cache)."""
+        if cache is None:
+            x = x + self.attn(self.attn_norm(x), positions, segment_ids)
+        else:
+            attn_out, cache = self.attn(self.attn_norm(x), positions, segment_ids, cache, layer)
+            x = x + attn_out
         x = constrain(x, BTD)
         x = x + self.mlp(self.mlp_norm(x))
-        return constrain(x, BTD)
+        x = constrain(x, BTD)
+        return x if cache is None else (x, cache)
