@@ -80,6 +80,8 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
         eos_token="<|endoftext|>",
         max_train_docs=0 if preset == "synthetic" else 2_000_000,  # 0 = all training documents
         held_out_docs=200 if preset == "synthetic" else 2000,      # validation docs for the fertility report
+        terms_file="",              # terms whose splits the fertility report shows, one a line ("" = built-in list);
+                                    # the world's/manual_dir's terms.txt is always added when present
     ))
 
     # The TFDS dataset: documents split by a stable hash of their id.

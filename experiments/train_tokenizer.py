@@ -1,0 +1,74 @@
+"""Trains the domain byte-level BPE tokenizer on the cleaned corpus and reports its fertility.
+
+    python -m experiments.train_tokenizer --config=configs/data.py:synthetic --workdir=/tmp/tok \
+        [--config.tokenizer.vocab_size=28896 --config.tokenizer.path=HF_TOKENIZER_JSON --overwrite]
+
+Writes WORKDIR/config.json, WORKDIR/clean/ (the cleaned corpus, reused when present),
+WORKDIR/tokenizer.json (with --config.tokenizer.path: nothing trained, only the report),
+WORKDIR/tokenizer_training.json and WORKDIR/fertility.json. Rerunning reuses tokenizer.json
+unless --overwrite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from biomed_jax.logs import quiet_library_logs
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Data config and preset, e.g. configs/data.py:synthetic",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder: tokenizer.json, fertility.json, clean/.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Retrain even if WORKDIR/tokenizer.json exists.")
+
+
+def _write_config(cfg, workdir: str) -> None:
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "config.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(cfg.to_dict(), f, indent=2, sort_keys=True, default=str)
+    os.replace(path + ".tmp", path)
+
+
+def main(argv):
+    del argv
+    quiet_library_logs()
+    from biomed_jax.data.corpus import check_data_config, clean_corpus
+    from biomed_jax.data.tokenizer import build_or_load, tokenizer_options
+
+    cfg, workdir = _CONFIG.value, _WORKDIR.value
+    check_data_config(cfg)
+    tokenizer_options(cfg)  # fail on a bad tokenizer section before the (long) clean stage
+    _write_config(cfg, workdir)
+    corpus = clean_corpus(cfg, workdir, progress=True)
+    totals = corpus.report["filters"]["total"]
+    print(f"clean corpus: kept {totals['kept']} of {totals['seen']} documents ({corpus.directory})")
+    _, path, report = build_or_load(cfg, corpus, workdir, overwrite=_OVERWRITE.value, show_progress=True)
+
+    training = report["tokenizer"]["training"]
+    if training["status"] == "reused":
+        print(f"tokenizer: {path} already exists; skipped training (--overwrite retrains)")
+    elif training["status"] == "loaded":
+        print(f"tokenizer: loaded {path} (tokenizer.path); nothing trained")
+    else:
+        asked = training["requested_vocab_size"]
+        note = "" if training["vocab_size"] == asked else f" (asked for {asked}: the corpus is too small)"
+        print(f"tokenizer: trained in {training['seconds']} s -> {path}{note}")
+    summary, held = report["summary"], report["held_out"]
+    print(f"vocab size {summary['vocab_size']}, eos id {report['tokenizer']['eos_id']}")
+    print(f"held-out: {held['docs']} docs, {held['words']} words -> {held['tokens']} tokens: "
+          f"{summary['tokens_per_word']} tokens/word, {summary['chars_per_token']} chars/token, "
+          f"{summary['single_token_word_fraction']} of words one token")
+    print(f"terms: {summary['mean_tokens_per_term']} tokens per term on average, "
+          f"{summary['single_token_terms']} of {summary['terms']} single tokens")
+    for row in report["terms"][:8]:
+        print(f"  {row['term']:<24} {row['tokens']:>2}  {'|'.join(row['pieces']).lstrip()}")
+    print(f"report: {os.path.join(workdir, 'fertility.json')}")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config", "workdir"])
+    app.run(main)
