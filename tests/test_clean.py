@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import ml_collections
@@ -118,6 +119,23 @@ def test_near_duplicate_dropped_at_0_8_kept_at_0_99_and_different_doc_kept():
     assert off.process(_doc(near, "near")) is not None
 
 
+def test_threshold_is_sharp_pairs_above_all_dropped_pairs_well_below_all_kept():
+    """LSH banding alone drops a pair at J=0.9 only ~93% of the time at threshold 0.8; with candidates
+    verified by estimated Jaccard every such pair goes, and pairs at J~0.6 all stay."""
+    cleaner = _cleaner(jaccard_threshold=0.8)
+    close, far = [], []
+    for seed in range(100, 120):
+        original = _long_text(seed)
+        assert cleaner.process(_doc(original, f"o{seed}")) is not None
+        close.append(_with_words_changed(original, (60, 150, 240)))              # J = 281/311 ~ 0.90
+        far.append(_with_words_changed(original, tuple(range(10, 300, 20))))    # J = 221/371 ~ 0.60
+    assert [cleaner.process(_doc(text, f"c{i}")) for i, text in enumerate(close)] == [None] * 20
+    assert all(cleaner.process(_doc(text, f"f{i}")) is not None for i, text in enumerate(far))
+    report = cleaner.report()
+    assert report["total"]["near_duplicate"] == 20
+    assert report["lsh"]["candidates"]["checked"] >= 20
+
+
 def test_estimated_jaccard_tracks_the_true_one():
     cleaner = _cleaner()
     original = _long_text(seed=3)
@@ -206,3 +224,30 @@ def test_accepts_a_config_dict_section():
 def test_bad_options_raise_naming_the_field(options, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         Cleaner(options)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Real PubMed: the truncated 2023 baseline and its repaired copy hold the same records.
+
+_SHARED_PUBMED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared",
+                              "data", "pubmed", "pubmed23n0001_truncated")
+
+
+@pytest.mark.skipif(not os.path.isdir(_SHARED_PUBMED),
+                    reason=f"real data samples not found at {_SHARED_PUBMED} (only in the shared workspace)")
+def test_real_pubmed_copies_are_exact_duplicates_across_sources():
+    from biomed_jax.data.readers import read_documents
+
+    cleaner = Cleaner(dict(min_chars=200, min_words=20), seed=0)
+    kept = {}
+    for source, name in (("baseline", "pubmed23n0001.xml.gz"), ("repaired", "pubmed23n0001_first266_complete_records.xml")):
+        docs = list(read_documents("pubmed_xml", os.path.join(_SHARED_PUBMED, name)))
+        for doc in docs:
+            doc.source = source
+        kept[source] = [cleaner.process(doc) for doc in docs]
+    report = cleaner.report()
+    baseline = report["sources"]["baseline"]
+    assert baseline["seen"] > 100 and baseline["exact_duplicate"] == baseline["near_duplicate"] == 0
+    assert report["sources"]["repaired"]["seen"] == report["sources"]["repaired"]["exact_duplicate"]
+    assert all(doc is None for doc in kept["repaired"])
+    assert all("\x00" not in doc.text and doc.text == doc.text.strip() for doc in kept["baseline"] if doc)
