@@ -64,7 +64,8 @@ def main(argv):
           f"{summary['single_token_word_fraction']} of words one token")
     print(f"terms: {summary['mean_tokens_per_term']} tokens per term on average, "
           f"{summary['single_token_terms']} of {summary['terms']} single tokens")
-    for row in report["terms"][:8]:
+    rows = report["terms"]
+    for row in rows if len(rows) <= 8 else rows[:5] + rows[-3:]:   # built-in terms first, the corpus's last
         print(f"  {row['term']:<24} {row['tokens']:>2}  {'|'.join(row['pieces']).lstrip()}")
     print(f"report: {os.path.join(workdir, 'fertility.json')}")
 
