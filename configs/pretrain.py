@@ -44,6 +44,9 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
         log_every=10 if tiny else 50,
         eval_every=50 if tiny else 1000,
         eval_batches=2 if tiny else 20,
+        # Continued pretraining: a run directory (e.g. from experiments.convert) to start from;
+        # the model's architecture is read from its checkpoint.
+        init_from="",
     ))
 
     # Decoupled AdamW (Composer): decay scaled by lr_t / lr_peak; see biomed_jax/optim.py.

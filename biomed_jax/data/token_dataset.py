@@ -96,7 +96,8 @@ class BiomedCorpus(tfds.core.GeneratorBasedBuilder):
             if chunk:
                 yield chunk
 
-        with _Tokenizers(self._tokenizer_path, self._num_workers) as tokenize:
+        tokenize = self._tokenizers()
+        try:
             for chunk, ids in tokenize(mixed_chunks()):
                 for (key, doc_id, source, _), tokens in zip(chunk, ids):
                     if not tokens:
@@ -104,22 +105,31 @@ class BiomedCorpus(tfds.core.GeneratorBasedBuilder):
                     counts[source]["documents"] += 1
                     counts[source]["tokens"] += len(tokens)
                     yield key, {"tokens": np.asarray(tokens, np.int32), "id": doc_id, "source": source}
+        except BaseException:
+            tokenize.close()
+            raise
+        if split == "validation":  # the last split: the worker processes are no longer needed
+            tokenize.close()
+
+    def _tokenizers(self) -> "_Tokenizers":
+        """One pool of tokenizer processes shared by both splits (starting one costs seconds)."""
+        if getattr(self, "_pool", None) is None or self._pool.closed:
+            self._pool = _Tokenizers(self._tokenizer_path, self._num_workers)
+        return self._pool
 
 
 class _Tokenizers:
     """Encodes chunks of documents in `num_workers` processes (in-process when 1), in order."""
 
     def __init__(self, tokenizer_path: str, num_workers: int):
-        self._path, self._num_workers = tokenizer_path, num_workers
         self._pool = None
-
-    def __enter__(self):
-        if self._num_workers > 1:
+        self.closed = False
+        if num_workers > 1:
             context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-            self._pool = context.Pool(self._num_workers, initializer=_init_worker, initargs=(self._path,))
+            self._pool = context.Pool(num_workers, initializer=_init_worker, initargs=(tokenizer_path,))
+            self._in_flight = 4 * num_workers
         else:
-            _init_worker(self._path)
-        return self
+            _init_worker(tokenizer_path)
 
     def __call__(self, chunks):
         if self._pool is None:
@@ -129,16 +139,17 @@ class _Tokenizers:
         pending = []
         for chunk in chunks:  # keep a bounded number of chunks in flight, in order
             pending.append((chunk, self._pool.apply_async(_encode, (chunk,))))
-            if len(pending) >= 4 * self._num_workers:
+            if len(pending) >= self._in_flight:
                 chunk0, result = pending.pop(0)
                 yield chunk0, result.get()
         for chunk0, result in pending:
             yield chunk0, result.get()
 
-    def __exit__(self, *exc):
+    def close(self) -> None:
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()
+        self.closed = True
 
 
 _WORKER_TOKENIZER = None

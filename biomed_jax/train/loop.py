@@ -29,12 +29,13 @@ from biomed_jax import optim
 from biomed_jax import sharding as shd
 from biomed_jax.data.sources import build_batch_source, open_token_dataset, resolve_kind
 from biomed_jax.models.config import ModelConfig
-from biomed_jax.models.decoder import graphdef_and_abstract_params
+from biomed_jax.models.decoder import graphdef_and_abstract_params, stack_layers, unstack_layers
 from biomed_jax.models.info import model_info
-from biomed_jax.train.checkpoint import RunCheckpoints
+from biomed_jax.train.checkpoint import RunCheckpoints, load_params
 from biomed_jax.train.metrics import MetricsLogger, mfu, peak_flops_per_device
 from biomed_jax.train.run_config import validate_pretrain_config, write_config_json
-from biomed_jax.train.state import abstract_train_state, create_train_state, state_shardings
+from biomed_jax.train.state import (abstract_train_state, create_train_state, state_shardings,
+                                    train_state_from_params)
 from biomed_jax.train.steps import make_eval_step, make_train_step
 
 # Fields that change only how the model runs, not its parameters: free to change on resume.
@@ -106,7 +107,8 @@ def _progress_bar(mode: str, total: int, initial: int):
 
 def pretrain(cfg: ml_collections.ConfigDict, workdir: str) -> RunSummary:
     """Trains (or resumes training) the model of `cfg`, writing everything under `workdir`."""
-    _cover_dataset_vocab(cfg)
+    init_dir = _adopt_init_checkpoint(cfg)
+    _cover_dataset_vocab(cfg, from_checkpoint=bool(init_dir))
     model_cfg = validate_pretrain_config(cfg, jax.device_count())
     mesh = shd.make_mesh(cfg.mesh)
     rules = shd.rules_dict()
@@ -128,6 +130,9 @@ def pretrain(cfg: ml_collections.ConfigDict, workdir: str) -> RunSummary:
         state, data_state = checkpoints.restore(latest, abstract_train_state(model_cfg, tx, shardings))
         train_source.set_state(data_state["train"])
         logging.info("resumed from %s at step %d", ckpt_dir, latest)
+    elif init_dir:
+        state = _state_from_checkpoint(init_dir, model_cfg, tx, mesh, rules, shardings)
+        logging.info("initialised from %s (continued pretraining)", init_dir)
     else:
         state = create_train_state(model_cfg, tx, jax.random.key(cfg.seed), shardings)
     start = int(state.step)
@@ -235,15 +240,58 @@ def pretrain(cfg: ml_collections.ConfigDict, workdir: str) -> RunSummary:
     return summary
 
 
-def _cover_dataset_vocab(cfg: ml_collections.ConfigDict) -> None:
+def _adopt_init_checkpoint(cfg: ml_collections.ConfigDict) -> str:
+    """With train.init_from, the model's architecture comes from that checkpoint (numerics from config).
+
+    Returns the checkpoints directory to initialise from ('' when training from scratch).
+    """
+    init_from = cfg.train.get("init_from", "")
+    if not init_from:
+        return ""
+    ckpt_dir = init_from if os.path.basename(os.path.normpath(init_from)) == "checkpoints" else \
+        os.path.join(init_from, "checkpoints")
+    if not os.path.isdir(ckpt_dir):
+        raise FileNotFoundError(f"train.init_from={init_from!r}: no checkpoints folder at {ckpt_dir} "
+                                "(give a run directory, e.g. one written by experiments.convert)")
+    checkpoints = RunCheckpoints(ckpt_dir)
+    try:
+        step = checkpoints.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"train.init_from: no finished checkpoint in {ckpt_dir}")
+        saved = checkpoints.read_meta(step)["model"]
+    finally:
+        checkpoints.close()
+    for key, value in saved.items():
+        if key not in RUNTIME_ONLY_FIELDS + ("scan_layers",) and cfg.model[key] != value:
+            logging.info("model.%s = %r from %s (config had %r)", key, value, ckpt_dir, cfg.model[key])
+            cfg.model[key] = value
+    return ckpt_dir
+
+
+def _state_from_checkpoint(ckpt_dir: str, model_cfg: ModelConfig, tx, mesh, rules, shardings):
+    """Step-0 train state around the params of ckpt_dir's latest checkpoint, in this run's layout."""
+    saved_cfg, params, _ = load_params(ckpt_dir, mesh=mesh, rules=rules)
+    if saved_cfg.scan_layers != model_cfg.scan_layers:
+        params = stack_layers(params) if model_cfg.scan_layers else unstack_layers(params)
+    params = jax.tree.map(lambda p, s: jax.device_put(p.astype(s.dtype), s.sharding), params,
+                          abstract_train_state(model_cfg, tx, shardings).params)
+    return train_state_from_params(params, tx, shardings)
+
+
+def _cover_dataset_vocab(cfg: ml_collections.ConfigDict, from_checkpoint: bool) -> None:
     """Raises model.vocab_size to the prepared dataset's tokenizer size when it is smaller.
 
     A preset's vocabulary (e.g. the tiny model's 256) cannot embed a trained tokenizer's ids; the
-    resolved value is what config.json and the checkpoints record.
+    resolved value is what config.json and the checkpoints record. A checkpoint's vocabulary is fixed.
     """
     if resolve_kind(cfg.data) != "tfds":
         return
     vocab = open_token_dataset(cfg.data).vocab_size
+    if cfg.model.vocab_size < vocab and from_checkpoint:
+        raise ValueError(
+            f"the dataset's tokenizer has {vocab} tokens but the train.init_from model embeds only "
+            f"{cfg.model.vocab_size}; prepare the data with the checkpoint's tokenizer "
+            "(--config.tokenizer.path=<init_from>/tokenizer.json in experiments.prepare_data)")
     if cfg.model.vocab_size < vocab:
         logging.info("model.vocab_size raised from %d to %d, the size of the dataset's tokenizer",
                      cfg.model.vocab_size, vocab)

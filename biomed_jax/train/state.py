@@ -55,6 +55,15 @@ def create_train_state(cfg: ModelConfig, tx: optax.GradientTransformation, rng: 
     return jax.jit(init, out_shardings=shardings)(rng)
 
 
+def train_state_from_params(params: Any, tx: optax.GradientTransformation, shardings: TrainState) -> TrainState:
+    """A step-0 TrainState around existing params (continued pretraining, fine-tuning), sharded."""
+
+    def init(params):
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+
+    return jax.jit(init, out_shardings=shardings)(params)
+
+
 def abstract_train_state(cfg: ModelConfig, tx: optax.GradientTransformation,
                          shardings: TrainState) -> TrainState:
     """ShapeDtypeStructs with shardings, the target for restoring a checkpoint in place."""

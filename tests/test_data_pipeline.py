@@ -1,0 +1,311 @@
+"""Clean stage, mixture, TFDS token dataset and the grain loader, on corpora the tests write."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+
+from biomed_jax.data import mixture, token_dataset
+from biomed_jax.data.corpus import clean_corpus, split_of
+from biomed_jax.data.loader import TokenBatches
+from biomed_jax.data.tokenizer import train_bpe
+from configs.data import get_config as data_config
+
+WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "si", "tu") for b in ("ba", "de", "fi", "go", "hu")]
+
+
+def _text(rng: np.random.Generator, n_words: int) -> str:
+    return " ".join(rng.choice(WORDS, n_words))
+
+
+def _write_corpus(root: str, n_papers: int = 120, n_notes: int = 40, seed: int = 0) -> None:
+    """Two JSONL sources with documents of 20-150 words, plus one exact duplicate and a PubMed file."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(root, "papers"))
+    os.makedirs(os.path.join(root, "notes"))
+    os.makedirs(os.path.join(root, "pubmed"))
+    papers = [{"id": f"p{i}", "text": _text(rng, int(rng.integers(20, 150)))} for i in range(n_papers)]
+    papers.append({"id": "p-dup", "text": papers[0]["text"].upper()})  # same text up to case
+    with open(os.path.join(root, "papers", "a.jsonl"), "w") as f:
+        f.writelines(json.dumps(p) + "\n" for p in papers)
+    with open(os.path.join(root, "notes", "b.jsonl"), "w") as f:
+        f.writelines(json.dumps({"id": f"n{i}", "text": _text(rng, int(rng.integers(20, 150)))}) + "\n"
+                     for i in range(n_notes))
+    articles = "".join(
+        f"<PubmedArticle><MedlineCitation><PMID>{pmid}</PMID><Article><ArticleTitle>T{pmid}</ArticleTitle>"
+        f"<Abstract><AbstractText>{_text(rng, 60)}</AbstractText></Abstract></Article></MedlineCitation>"
+        f"</PubmedArticle>" for pmid in (101, 102, 103))
+    deletion = "<DeleteCitation><PMID>102</PMID></DeleteCitation>"
+    with gzip.open(os.path.join(root, "pubmed", "x.xml.gz"), "wt") as f:
+        f.write(f'<?xml version="1.0"?><PubmedArticleSet>{articles}{deletion}</PubmedArticleSet>')
+
+
+def _config(manual_dir: str, **sources) -> ml_collections.ConfigDict:
+    cfg = data_config("pubmed")
+    cfg.name = "unit"
+    cfg.manual_dir = manual_dir
+    cfg.sources = ml_collections.ConfigDict(sources or dict(
+        papers=dict(kind="jsonl", paths="papers/*.jsonl", epochs=2.0, fraction=0.0),
+        notes=dict(kind="jsonl", paths="notes/*.jsonl", epochs=1.0, fraction=0.1),
+        abstracts=dict(kind="pubmed_xml", paths="pubmed/*.xml.gz", epochs=1.0, fraction=0.0),
+    ))
+    cfg.clean.min_chars = 20
+    cfg.clean.min_words = 5
+    cfg.split.validation_fraction = 0.15
+    cfg.build.num_workers = 1
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A built dataset: (cfg, corpus, tokenizer, data_dir)."""
+    root = str(tmp_path_factory.mktemp("data"))
+    _write_corpus(os.path.join(root, "manual"))
+    cfg = _config(os.path.join(root, "manual"))
+    corpus = clean_corpus(cfg, os.path.join(root, "work"))
+    tokenizer = train_bpe((d.text for d in corpus.iter_documents("train")), vocab_size=400)
+    tokenizer_path = os.path.join(root, "tokenizer.json")
+    tokenizer.save(tokenizer_path)
+    data_dir = os.path.join(root, "out")
+    _build(cfg, corpus, tokenizer, tokenizer_path, data_dir)
+    return cfg, corpus, tokenizer, data_dir
+
+
+def _build(cfg, corpus, tokenizer, tokenizer_path, data_dir):
+    builder = token_dataset.BiomedCorpus(
+        data_cfg=cfg, corpus=corpus, tokenizer_path=tokenizer_path,
+        eos_id=tokenizer.token_to_id("<|endoftext|>"), vocab_size=tokenizer.get_vocab_size(),
+        num_workers=cfg.build.num_workers, data_dir=data_dir)
+    builder.download_and_prepare(download_config=token_dataset.download_config(cfg.manual_dir, 64))
+
+
+def test_clean_stage_counts_splits_and_deletions(prepared):
+    _, corpus, _, _ = prepared
+    report = corpus.report
+    assert report["filters"]["total"]["exact_duplicate"] == 1  # p-dup
+    assert report["deleted_citations"] == {"pmids": 1, "documents_dropped": 1}
+    ids = {(d.source, d.id): d.meta["split"] for d in corpus.iter_documents()}
+    assert ("abstracts", "102") not in ids and ("abstracts", "101") in ids
+    assert ("papers", "p-dup") not in ids
+    for (source, doc_id), split in ids.items():
+        assert split == split_of(source, doc_id, 0.15)
+    n_val = sum(split == "validation" for split in ids.values())
+    assert 0 < n_val < len(ids) * 0.4
+    for source, counts in report["sources"].items():
+        assert counts["train"] == sum(1 for s, _ in ids if s == source and ids[(s, _)] == "train")
+
+
+def test_clean_stage_reused_and_refuses_other_settings(prepared, tmp_path):
+    cfg, corpus, _, _ = prepared
+    work_dir = os.path.dirname(corpus.directory)
+    again = clean_corpus(cfg, work_dir)
+    assert again.report == corpus.report
+    changed = ml_collections.ConfigDict(cfg.to_dict())
+    changed.clean.min_words = 50
+    with pytest.raises(FileExistsError, match="different"):
+        clean_corpus(changed, work_dir)
+
+
+def test_config_errors_name_the_field_or_file(tmp_path):
+    _write_corpus(str(tmp_path / "manual"))
+    cfg = _config(str(tmp_path / "manual"), a=dict(kind="csv", paths="x", epochs=1.0, fraction=0.0))
+    with pytest.raises(ValueError, match="sources.a.kind"):
+        clean_corpus(cfg, str(tmp_path / "w"))
+    cfg = _config(str(tmp_path / "manual"), a=dict(kind="jsonl", paths="missing/*.jsonl", epochs=1.0, fraction=0.0))
+    with pytest.raises(FileNotFoundError, match="sources.a.paths"):
+        clean_corpus(cfg, str(tmp_path / "w"))
+    cfg = _config(str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="manual_dir"):
+        clean_corpus(cfg, str(tmp_path / "w"))
+
+
+def test_mixture_epochs_and_fractions():
+    sources = {"a": {"epochs": 2.0, "fraction": 0.0}, "b": {"epochs": 0.5, "fraction": 0.0},
+               "r": {"epochs": 1.0, "fraction": 0.01}}
+    chars = {"a": 1000, "b": 4000, "r": 50_000}
+    epochs = mixture.resolve_epochs(sources, chars)
+    mixed = {k: epochs[k] * chars[k] for k in chars}
+    assert mixed["r"] / sum(mixed.values()) == pytest.approx(0.01)
+    assert epochs["a"] == 2.0 and epochs["b"] == 0.5
+    n = 20_000
+    half = sum(mixture.copies(0, "b", str(i), 0.5) for i in range(n))
+    assert abs(half / n - 0.5) < 0.02
+    assert [mixture.copies(0, "b", str(i), 0.5) for i in range(50)] == \
+        [mixture.copies(0, "b", str(i), 0.5) for i in range(50)]
+    assert [mixture.copies(1, "b", str(i), 0.5) for i in range(50)] != \
+        [mixture.copies(0, "b", str(i), 0.5) for i in range(50)]
+    assert all(mixture.copies(3, "a", str(i), 2.0) == 2 for i in range(50))
+
+
+def test_dataset_holds_the_mixed_tokenized_documents(prepared):
+    cfg, corpus, tokenizer, data_dir = prepared
+    dataset = token_dataset.TokenDataset(data_dir)
+    assert dataset.vocab_size == tokenizer.get_vocab_size()
+    assert os.path.exists(dataset.tokenizer_path)
+    counts = dataset.metadata["counts"]
+    train = dataset.source("train")
+    records = [train[i] for i in range(len(train))]
+    assert len(records) == sum(c["documents"] for c in counts["train"].values())
+    assert sum(len(r["tokens"]) for r in records) == sum(c["tokens"] for c in counts["train"].values())
+    texts = {(d.source, d.id): d.text for d in corpus.iter_documents("train")}
+    by_source: dict[str, list] = {}
+    for r in records:
+        source, doc_id = r["source"].decode(), r["id"].decode()
+        assert tokenizer.decode(r["tokens"].tolist()) == texts[(source, doc_id)]
+        by_source.setdefault(source, []).append(doc_id)
+    papers = by_source["papers"]
+    assert len(papers) == 2 * len(set(papers))  # epochs=2: every paper twice
+    assert set(papers) == {i for s, i in texts if s == "papers"}
+    share = dataset.metadata["mixture"]["notes"]["char_share"]
+    assert share == pytest.approx(0.1, abs=1e-6)
+    validation_ids = {r["id"].decode() for r in (dataset.source("validation")[i]
+                                                  for i in range(dataset.num_documents("validation")))}
+    assert not validation_ids & {r["id"].decode() for r in records}
+
+
+def test_interrupted_build_never_looks_complete(prepared, tmp_path, monkeypatch):
+    cfg, corpus, tokenizer, _ = prepared
+    tokenizer_path = str(tmp_path / "tok.json")
+    tokenizer.save(tokenizer_path)
+    data_dir = str(tmp_path / "out")
+    calls = {"n": 0}
+    real_encode = token_dataset._encode
+
+    def failing_encode(chunk):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_encode(chunk)
+
+    monkeypatch.setattr(token_dataset, "_CHUNK", 16)
+    monkeypatch.setattr(token_dataset, "_encode", failing_encode)
+    with pytest.raises(KeyboardInterrupt):
+        _build(cfg, corpus, tokenizer, tokenizer_path, data_dir)
+    with pytest.raises(FileNotFoundError, match="prepare_data"):
+        token_dataset.TokenDataset(data_dir, "unit")
+    monkeypatch.setattr(token_dataset, "_encode", real_encode)
+    _build(cfg, corpus, tokenizer, tokenizer_path, data_dir)
+    assert token_dataset.TokenDataset(data_dir, "unit").num_documents("train") > 0
+
+
+def _batches(dataset, n, **kwargs):
+    args = dict(seq_len=32, global_batch_size=4, seed=0, prefetch=0)
+    args.update(kwargs)
+    it = TokenBatches(dataset, "train", **args)
+    out = [next(it) for _ in range(n)]
+    it.close()
+    return out
+
+
+def test_loader_packs_documents_with_eos_segments_and_positions(prepared):
+    _, _, tokenizer, data_dir = prepared
+    dataset = token_dataset.TokenDataset(data_dir)
+    eos = dataset.eos_id
+    batches = _batches(dataset, 6)
+    for batch in batches:
+        assert {k: v.shape for k, v in batch.items()} == {k: (4, 32) for k in
+                                                          ("inputs", "targets", "loss_mask", "positions", "segment_ids")}
+        np.testing.assert_array_equal(batch["inputs"][:, 1:], batch["targets"][:, :-1])
+        for row in range(4):
+            seg, pos, inputs = batch["segment_ids"][row], batch["positions"][row], batch["inputs"][row]
+            starts = np.flatnonzero(np.diff(seg)) + 1
+            assert (pos[starts] == 0).all()  # positions restart at each document
+            assert (inputs[starts - 1] == eos).all()  # EOS closes the previous document
+            # No target across a boundary: exactly the positions whose input is EOS are masked.
+            np.testing.assert_array_equal(batch["loss_mask"][row] == 0, inputs == eos)
+    # Row 0's stream, concatenated, is whole documents separated by EOS.
+    stream = np.concatenate([np.append(b["inputs"][0], b["targets"][0][-1]) for b in batches[:1]])
+    pieces = [p for p in np.split(stream, np.flatnonzero(stream == eos) + 1) if len(p)]
+    assert tokenizer.decode(pieces[0][:-1].tolist()).split()[0] in WORDS
+
+
+def test_loader_resumes_exactly_and_shards_by_process(prepared):
+    dataset = token_dataset.TokenDataset(prepared[3])
+    it = TokenBatches(dataset, "train", seq_len=32, global_batch_size=4, seed=0, prefetch=2)
+    for _ in range(7):
+        next(it)
+    state = json.loads(json.dumps(it.get_state()))  # what a checkpoint stores
+    expected = [next(it) for _ in range(5)]
+    it.close()
+    resumed = TokenBatches(dataset, "train", seq_len=32, global_batch_size=4, seed=0, prefetch=2)
+    resumed.set_state(state)
+    for want in expected:
+        got = next(resumed)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+    resumed.close()
+    whole = _batches(dataset, 3)
+    halves = [_batches(dataset, 3, process_index=p, process_count=2) for p in range(2)]
+    for step in range(3):
+        np.testing.assert_array_equal(
+            np.concatenate([halves[0][step]["inputs"], halves[1][step]["inputs"]]), whole[step]["inputs"])
+    other_seed = _batches(dataset, 1, seed=1)
+    assert not np.array_equal(other_seed[0]["inputs"], whole[0]["inputs"])
+
+
+def _read_losses(workdir: str) -> dict[int, float]:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return {r["step"]: r["loss"] for r in map(json.loads, f) if "loss" in r}
+
+
+def _pretrain_cfg(data_dir: str, steps: int, **train):
+    from tests.helpers import tiny_config
+
+    cfg = tiny_config(train=dict(steps=steps, batch_size=8, seq_len=32, log_every=1, eval_every=100,
+                                 eval_batches=0, **train),
+                      checkpoint=dict(every_steps=3, async_save=False),
+                      logging=dict(tensorboard=False, progress_bar="off"))
+    cfg.optim.warmup_steps = 1
+    cfg.optim.schedule = "constant"  # the same learning rates whether a run is asked for 3 or 6 steps
+    cfg.data.dir = data_dir
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(prepared, tmp_path_factory):
+    from biomed_jax.train.loop import pretrain
+
+    workdir = str(tmp_path_factory.mktemp("run_a"))
+    pretrain(_pretrain_cfg(prepared[3], 6), workdir)
+    return workdir
+
+
+def test_pretrain_on_the_dataset_resumes_without_repeating_or_skipping(prepared, uninterrupted_run, tmp_path):
+    from biomed_jax.train.loop import pretrain
+
+    expected = _read_losses(uninterrupted_run)
+    assert len(expected) == 6
+    with open(os.path.join(uninterrupted_run, "config.json")) as f:
+        assert json.load(f)["model"]["vocab_size"] == prepared[2].get_vocab_size()  # raised from 256
+    workdir = str(tmp_path / "run_b")
+    pretrain(_pretrain_cfg(prepared[3], 3), workdir)  # stops at 3 with a checkpoint
+    pretrain(_pretrain_cfg(prepared[3], 6), workdir)  # resumes at 3, with the loader's saved state
+    resumed = _read_losses(workdir)
+    assert resumed == pytest.approx(expected, rel=1e-6, abs=1e-6)
+
+
+def test_continued_pretraining_starts_from_the_checkpoint(prepared, uninterrupted_run, tmp_path):
+    from biomed_jax.models.decoder import unstack_layers
+    from biomed_jax.train.checkpoint import load_params
+    from biomed_jax.train.loop import pretrain
+
+    cfg = _pretrain_cfg(prepared[3], 1, init_from=uninterrupted_run)
+    cfg.model.d_model = 32  # the architecture comes from the checkpoint, not the preset
+    cfg.model.scan_layers = False  # a different layout is converted
+    cfg.optim.learning_rate = 1e-12
+    workdir = str(tmp_path / "run_c")
+    pretrain(cfg, workdir)
+    _, before, _ = load_params(os.path.join(uninterrupted_run, "checkpoints"))
+    model_cfg, after, step = load_params(os.path.join(workdir, "checkpoints"))
+    assert step == 1 and model_cfg.d_model == 64 and not model_cfg.scan_layers
+    before = unstack_layers(before)
+    np.testing.assert_allclose(np.asarray(after["blocks"][1]["mlp"]["up_proj"]["kernel"]),
+                               np.asarray(before["blocks"][1]["mlp"]["up_proj"]["kernel"]), atol=1e-6)
+    assert _read_losses(workdir)[1] < _read_losses(uninterrupted_run)[1] - 0.1  # starts trained
+    with pytest.raises(FileNotFoundError, match="train.init_from"):
+        pretrain(_pretrain_cfg(prepared[3], 1, init_from=str(tmp_path / "nowhere")), str(tmp_path / "run_d"))
