@@ -196,6 +196,9 @@ def test_build_or_load_trains_reuses_and_refuses_stale(tmp_path):
         build_or_load(_data_cfg(), _FakeCorpus(corpus.texts, fingerprint="f2"), out)
     retrained, _, _ = build_or_load(_data_cfg(vocab_size=300), corpus, out, overwrite=True)
     assert retrained.get_vocab_size() == 300
+    os.remove(os.path.join(out, "tokenizer_training.json"))
+    with pytest.raises(FileExistsError, match="how it was trained"):
+        build_or_load(_data_cfg(vocab_size=300), corpus, out)
 
     # max_train_docs limits the training text: 2 documents cannot make 400 tokens.
     few, _, _ = build_or_load(_data_cfg(max_train_docs=2), corpus, str(tmp_path / "few"))

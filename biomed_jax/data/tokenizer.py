@@ -310,12 +310,20 @@ def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: 
         training = {"status": "loaded", "path": os.path.abspath(path)}
     elif os.path.exists(out_path) and not overwrite:
         path = out_path
-        previous = json.load(open(training_path)) if os.path.exists(training_path) else None
-        if previous is None or previous.get("settings") != settings:
-            differ = sorted(k for k in settings if (previous or {}).get("settings", {}).get(k) != settings[k])
+        previous = None
+        if os.path.exists(training_path):
+            with open(training_path) as f:
+                previous = json.load(f)
+        if previous is None:
             raise FileExistsError(
-                f"{out_path} was trained with different settings ({', '.join('tokenizer.' + k if k != 'corpus' else 'the cleaned corpus' for k in differ)}); "
-                f"rerun with --overwrite (overwrite=True) to retrain, or use a new workdir")
+                f"{out_path} exists but {training_path} (how it was trained) does not; rerun with --overwrite "
+                f"(overwrite=True) to retrain, use a new workdir, or set tokenizer.path to use that file as is")
+        if previous.get("settings") != settings:
+            differ = sorted(k for k in settings if previous.get("settings", {}).get(k) != settings[k])
+            names = ", ".join("the cleaned corpus" if k == "corpus" else f"tokenizer.{k}" for k in differ)
+            raise FileExistsError(
+                f"{out_path} was trained with different settings ({names}); rerun with --overwrite "
+                f"(overwrite=True) to retrain, or use a new workdir")
         tokenizer = load_tokenizer(path)
         training = {**previous, "status": "reused"}
         logging.info("tokenizer: reusing %s (trained earlier; --overwrite retrains)", out_path)
