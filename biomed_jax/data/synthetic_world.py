@@ -14,6 +14,7 @@ Everything is a pure function of the options: one numpy Generator stream per par
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import gzip
 import hashlib
@@ -246,6 +247,12 @@ class World:
 
     def __post_init__(self):
         self.fact_index = {fact.key: i for i, fact in enumerate(self.facts)}
+        # (relation, side) -> entity -> splits of the facts that have it on that side.
+        self.splits_of: dict[tuple[str, str], dict[str, set]] = collections.defaultdict(
+            lambda: collections.defaultdict(set))
+        for fact in self.facts:
+            self.splits_of[(fact.relation, "head")][fact.head].add(fact.split)
+            self.splits_of[(fact.relation, "tail")][fact.tail].add(fact.split)
 
     def holds(self, relation: str, head: str, tail: str) -> bool:
         return (relation, head, tail) in self.fact_index
@@ -337,12 +344,19 @@ def _build_world(opts: Mapping[str, Any], rng: np.random.Generator) -> World:
             fact("inhibits", name, drugs[name]["target"])
         for ae in chosen:
             fact("adverse_effect", name, ae)
-    # Facts are split per relation, so every split asks about every relation.
-    for relation in RELATIONS:
-        members = [f for f in facts if f.relation == relation]
+    # Facts are split per relation and drug kind, so every split asks about every relation and kind. A
+    # stratum of 8 or more facts holds out at least 4, so held-out questions can take all 3 distractors
+    # from other held-out answers (see _distractors).
+    def stratum(f: Fact) -> tuple[str, bool]:
+        return f.relation, f.relation in ("treats", "adverse_effect") and drugs[f.head]["antimicrobial"]
+
+    for key in sorted({stratum(f) for f in facts}):
+        members = [f for f in facts if stratum(f) == key]
         order = rng.permutation(len(members))
         n_test = int(round(len(members) * opts["test_fact_fraction"]))
         n_dev = int(round(len(members) * opts["dev_fact_fraction"]))
+        if len(members) >= 8 and n_test + n_dev < 4 and opts["test_fact_fraction"] > 0:
+            n_test = 4 - n_dev
         for rank, j in enumerate(order):
             members[j].split = "test" if rank < n_test else "dev" if rank < n_test + n_dev else "train"
     return World(drugs, diseases, genes, organisms, aes, facts)
@@ -1336,14 +1350,31 @@ def _answer_pool(w: World, f: Fact, ask: str) -> list[str]:
     return list(w.adverse_effects)
 
 
+# Where distractors come from, by the split of the question's fact: first entities that answer facts of
+# the same split. Otherwise held-out answers (never correct in training) would face distractors that
+# were correct in training, and a classifier that learned "options seen as right are right" would fall
+# below chance on test instead of showing what pretraining taught it.
+_DISTRACTOR_SPLITS = {"train": ("train", "dev", "test"), "dev": ("dev", "test", "train"),
+                      "test": ("test", "dev", "train")}
+
+
 def _distractors(t: _Text, w: World, f: Fact, ask: str, k: int = 3) -> list[str]:
-    """k wrong options: of the answer's type and kind, and false for the question's other entity."""
+    """k wrong options: of the answer's type and kind, false for the question's other entity, and
+    answering other facts of the same split where there are enough of those."""
     answer = f.head if ask == "head" else f.tail
     pool = [e for e in _answer_pool(w, f, ask) if e != answer and not (
         w.holds(f.relation, e, f.tail) if ask == "head" else w.holds(f.relation, f.head, e))]
     if len(pool) < k:
         raise ValueError(f"too few {f.relation} candidates for distractors ({len(pool)}); enlarge the world")
-    return [pool[i] for i in t.rng.choice(len(pool), size=k, replace=False)]
+    splits_of = w.splits_of[(f.relation, ask)]
+    chosen: list[str] = []
+    for split in _DISTRACTOR_SPLITS[f.split]:
+        tier = [e for e in pool if e not in chosen and split in splits_of.get(e, ())]
+        take = min(k - len(chosen), len(tier))
+        chosen += [tier[i] for i in t.rng.choice(len(tier), size=take, replace=False)]
+    rest = [e for e in pool if e not in chosen]  # entities that answer no fact on this side (rare)
+    chosen += [rest[i] for i in t.rng.choice(len(rest), size=k - len(chosen), replace=False)]
+    return [chosen[i] for i in t.rng.permutation(len(chosen))]
 
 
 def _medqa_question(t: _Text, w: World, f: Fact, style: str) -> tuple[str, str, list[str], str]:
