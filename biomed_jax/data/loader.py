@@ -35,7 +35,9 @@ class TokenBatches:
         for row in range(process_index * local, (process_index + 1) * local):
             stream = documents[row::global_batch_size].map(
                 lambda record: {"tokens": np.concatenate([record["tokens"], eos])})
-            rows.append(gx.ConcatThenSplitIterDataset(stream.to_iter_dataset(),
+            # Synchronous reads per row: one thread pool per row would cost more than the reads.
+            reads = stream.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
+            rows.append(gx.ConcatThenSplitIterDataset(reads,
                                                       length_struct={"tokens": seq_len + 1}))
         batches = gx.ZipIterDataset(rows).map(_training_batch)
         if prefetch > 0:
