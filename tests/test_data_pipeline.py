@@ -309,3 +309,13 @@ def test_continued_pretraining_starts_from_the_checkpoint(prepared, uninterrupte
     assert _read_losses(workdir)[1] < _read_losses(uninterrupted_run)[1] - 0.1  # starts trained
     with pytest.raises(FileNotFoundError, match="train.init_from"):
         pretrain(_pretrain_cfg(prepared[3], 1, init_from=str(tmp_path / "nowhere")), str(tmp_path / "run_d"))
+
+
+def test_empty_inputs_fail_with_a_clear_error(tmp_path):
+    os.makedirs(tmp_path / "manual" / "papers")
+    (tmp_path / "manual" / "papers" / "a.jsonl").write_text('{"id": "1", "text": "too short"}\n')
+    cfg = _config(str(tmp_path / "manual"), papers=dict(kind="jsonl", paths="papers/*.jsonl", epochs=1.0,
+                                                        fraction=0.0))
+    with pytest.raises(ValueError, match="no training document survived"):
+        clean_corpus(cfg, str(tmp_path / "w"))
+    assert not os.path.exists(tmp_path / "w" / "clean")

@@ -102,7 +102,7 @@ class CleanCorpus:
         return os.path.join(self.directory, f"{source}.jsonl")
 
     def iter_documents(self, split: str | None = None, sources: list[str] | None = None) -> Iterator[Document]:
-        """Cleaned documents of `split` (None = both), source by source in config order."""
+        """Cleaned documents of `split` (None = both), source by source (sorted by name)."""
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         for source in sources or self.sources:
@@ -164,6 +164,14 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False) 
                     logging.warning("%s: %s (truncated=%s); kept the %d records before it",
                                     path, report.error, report.truncated, report.with_text)
         kept[name] = counts
+        if counts["train"] + counts["validation"] == 0:
+            logging.warning("sources.%s: no document kept from %d file(s); see %s in the clean report",
+                            name, len(files[name]), REPORT)
+    if not any(c["train"] for c in kept.values()):
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise ValueError(f"no training document survived reading and cleaning of {sum(map(len, files.values()))} "
+                         f"file(s) under {manual_dir!r}: check the files (python -m experiments.inspect) and the "
+                         f"clean.min_chars / clean.min_words settings")
     deleted_dropped = _drop_deleted(tmp_dir, cfg["sources"], deleted_ids, kept) if deleted_ids else 0
     report = {
         "fingerprint": fingerprint,
