@@ -1,0 +1,128 @@
+"""Generation throughput: biomed_jax (jitted prefill + while_loop decode over a static KV cache)
+against transformers' generate on torch CPU, same weights, same prompts, greedy, in one run.
+
+    python -m experiments.bench_generate [--preset=gpt2_125m] [--batch_sizes=1,16] [--prompt_len=32] \
+        [--new_tokens=64] [--repeats=3]
+
+A random-weight Hugging Face model of the preset's shape is built once, saved as safetensors to a
+temporary folder and read into biomed_jax (so both sides run the same weights). Tokens/s counts
+generated tokens (batch * new_tokens) over the wall time of a whole generate call, prefill
+included; the best of `repeats` timed calls is reported. biomed_jax's first call (tracing and XLA
+compilation) and transformers' warm-up call are excluded and reported separately. No stop token:
+every row generates exactly new_tokens tokens on both sides.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+from absl import app, flags
+
+_PRESET = flags.DEFINE_string("preset", "gpt2_125m", "Model shape from configs/models.py (gpt2_* or llama* family).")
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16"], "Batch sizes to measure.")
+_PROMPT_LEN = flags.DEFINE_integer("prompt_len", 32, "Prompt length in tokens (every row the same).")
+_NEW_TOKENS = flags.DEFINE_integer("new_tokens", 64, "Tokens generated per row.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (best is reported).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the weights and prompts.")
+_SKIP_HF = flags.DEFINE_bool("skip_transformers", False, "Measure biomed_jax only.")
+
+
+def _best_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv):
+    del argv
+    import jax
+    import numpy as np
+    import torch
+    import transformers
+
+    from biomed_jax import sharding as shd
+    from biomed_jax.convert.hf_checkpoint import SafetensorsFolder, read_hf_params
+    from biomed_jax.convert.hf_config import hf_config_from_model
+    from biomed_jax.inference.generate import Generator
+    from biomed_jax.inference.sampling import SamplingConfig
+    from biomed_jax.logs import quiet_library_logs
+    from biomed_jax.models.config import ModelConfig
+    from configs.models import model_preset
+
+    quiet_library_logs()
+    cfg = ModelConfig.from_dict({**model_preset(_PRESET.value), "dtype": "float32", "remat": "none"})
+    family = "gpt2" if cfg.positions == "learned" else "llama"
+    batch_sizes = [int(b) for b in _BATCH_SIZES.value]
+    prompt_len, new_tokens = _PROMPT_LEN.value, _NEW_TOKENS.value
+
+    torch.manual_seed(_SEED.value)
+    hf_config = transformers.AutoConfig.for_model(**hf_config_from_model(cfg))
+    hf_model = transformers.AutoModelForCausalLM.from_config(hf_config, torch_dtype=torch.float32).eval()
+    n_params = sum(p.numel() for p in hf_model.parameters())
+    tmp = tempfile.mkdtemp(prefix="bench_generate_")
+    try:
+        hf_model.save_pretrained(tmp, safe_serialization=True)
+        mesh = shd.make_mesh(dict(data=1, fsdp=-1, tensor=1))
+        params = read_hf_params(SafetensorsFolder(tmp), family, cfg, mesh)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    generator = Generator(cfg, params, mesh)
+    sampling = SamplingConfig(max_new_tokens=new_tokens)
+
+    print(f"model: {_PRESET.value} shapes, {n_params / 1e6:.1f}M params, float32, random weights; "
+          f"prompt {prompt_len} tokens, {new_tokens} new tokens, greedy, no stop token")
+    print(f"jax {jax.__version__} on {jax.default_backend()} ({len(jax.devices())} device(s)); "
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads; transformers {transformers.__version__}; "
+          f"{os.cpu_count()} CPU cores")
+    rng = np.random.default_rng(_SEED.value)
+    rows = []
+    for batch in batch_sizes:
+        prompts = rng.integers(0, cfg.vocab_size, size=(batch, prompt_len))
+        start = time.perf_counter()
+        out = generator.generate(prompts.tolist(), sampling, batch_size=batch)
+        first_call = time.perf_counter() - start
+        jax_time = _best_time(lambda: generator.generate(prompts.tolist(), sampling, batch_size=batch),
+                              _REPEATS.value)
+        row = dict(batch=batch, jax_tps=batch * new_tokens / jax_time, jax_compile=first_call - jax_time)
+        if not _SKIP_HF.value:
+            ids = torch.tensor(prompts, dtype=torch.long)
+            mask = torch.ones_like(ids)
+
+            def hf_generate():
+                with torch.inference_mode():
+                    return hf_model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                             max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                             pad_token_id=0, eos_token_id=None)
+
+            start = time.perf_counter()
+            hf_out = hf_generate()
+            hf_warm = time.perf_counter() - start
+            hf_time = _best_time(hf_generate, _REPEATS.value)
+            same = np.mean(hf_out[:, prompt_len:].numpy() == out.tokens)
+            row.update(hf_tps=batch * new_tokens / hf_time, hf_warm=hf_warm, same=same)
+        rows.append(row)
+        print(f"batch {batch}: done", flush=True)
+
+    print()
+    if _SKIP_HF.value:
+        print("| batch | biomed_jax tokens/s | biomed_jax compile (s) |")
+        print("|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['batch']} | {r['jax_tps']:.1f} | {r['jax_compile']:.1f} |")
+        return
+    print("| batch | biomed_jax tokens/s | transformers tokens/s | ratio | biomed_jax compile (s) | "
+          "transformers warm-up call (s) | same greedy tokens |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['batch']} | {r['jax_tps']:.1f} | {r['hf_tps']:.1f} | {r['jax_tps'] / r['hf_tps']:.2f}x | "
+              f"{r['jax_compile']:.1f} | {r['hf_warm']:.1f} | {100 * r['same']:.0f}% |")
+
+
+if __name__ == "__main__":
+    app.run(main)
