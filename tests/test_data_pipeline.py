@@ -319,3 +319,31 @@ def test_empty_inputs_fail_with_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no training document survived"):
         clean_corpus(cfg, str(tmp_path / "w"))
     assert not os.path.exists(tmp_path / "w" / "clean")
+
+
+def test_prepare_data_then_pretrain_from_the_command_line(tmp_path):
+    from tests.helpers import run_cli
+
+    data_dir = str(tmp_path / "d")
+    small_world = ["--config.world.docs_per_fact=4", "--config.world.replay_docs=100",
+                   "--config.world.pubmedqa_items=60", "--config.world.pubmedqa_test_items=30",
+                   "--config.tokenizer.vocab_size=1024", "--config.split.validation_fraction=0.05"]
+    proc = run_cli("experiments.prepare_data", "--config=configs/data.py:synthetic", f"--data_dir={data_dir}",
+                   *small_world)
+    assert "train:" in proc.stdout and "mixture: abstracts x1" in proc.stdout
+    dataset = token_dataset.TokenDataset(data_dir)
+    assert dataset.vocab_size == 1024
+    counts = dataset.metadata["counts"]["train"]
+    assert set(counts) == {"abstracts", "guidelines", "replay"} and all(c["tokens"] > 0 for c in counts.values())
+    replay_share = dataset.metadata["mixture"]["replay"]["char_share"]
+    assert replay_share == pytest.approx(0.01, abs=1e-4)
+    again = run_cli("experiments.prepare_data", "--config=configs/data.py:synthetic", f"--data_dir={data_dir}",
+                    *small_world)
+    assert "already prepared" in again.stdout
+    workdir = str(tmp_path / "run")
+    run_cli("experiments.pretrain", "--config=configs/pretrain.py:tiny", f"--workdir={workdir}",
+            f"--config.data.dir={data_dir}", "--config.train.steps=4", "--config.optim.warmup_steps=1",
+            "--config.train.log_every=1",
+            "--config.train.eval_batches=1", "--config.logging.progress_bar=off")
+    losses = _read_losses(workdir)
+    assert sorted(losses) == [1, 2, 3, 4] and losses[1] > 6.0  # about log(1024) at the start
