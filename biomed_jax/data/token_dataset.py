@@ -126,10 +126,10 @@ class _Tokenizers:
         self.closed = False
         if num_workers > 1:
             context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-            self._pool = context.Pool(num_workers, initializer=_init_worker, initargs=(tokenizer_path,))
+            self._pool = context.Pool(num_workers, initializer=_init_worker, initargs=(tokenizer_path, False))
             self._in_flight = 4 * num_workers
         else:
-            _init_worker(tokenizer_path)
+            _init_worker(tokenizer_path, True)
 
     def __call__(self, chunks):
         if self._pool is None:
@@ -155,9 +155,11 @@ class _Tokenizers:
 _WORKER_TOKENIZER = None
 
 
-def _init_worker(path: str) -> None:
+def _init_worker(path: str, threads: bool) -> None:
+    """Loads the tokenizer; its Rust threads are left on only when tokenizing in-process."""
     global _WORKER_TOKENIZER
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not threads:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
     from tokenizers import Tokenizer
 
     _WORKER_TOKENIZER = Tokenizer.from_file(path)
