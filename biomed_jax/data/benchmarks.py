@@ -402,13 +402,11 @@ def _mmlu_files(path: str, subjects: Sequence[str], split: str) -> list[tuple[st
                 break
         return [(stem, path)]
     folder = os.path.join(path, split) if os.path.isdir(os.path.join(path, split)) else path
-    files = []
-    for subject in subjects:
-        file = os.path.join(folder, f"{subject}_{split}.csv")
-        if not os.path.isfile(file):
-            raise FileNotFoundError(f"MMLU {subject} {split} file not found: {file!r} (expected MMLU's layout "
-                                    f"{{split}}/{{subject}}_{{split}}.csv under {path!r})")
-        files.append((subject, file))
+    files = [(subject, os.path.join(folder, f"{subject}_{split}.csv")) for subject in subjects]
+    missing = [file for _, file in files if not os.path.isfile(file)]
+    if missing:
+        raise FileNotFoundError(f"MMLU {split} file(s) not found: {', '.join(missing)} (expected MMLU's layout "
+                                f"{{split}}/{{subject}}_{{split}}.csv under {path!r}, or pass subjects=...)")
     return files
 
 
