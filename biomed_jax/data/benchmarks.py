@@ -24,6 +24,7 @@ import json
 import os
 import re
 import string
+import zlib
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -114,7 +115,7 @@ def _json_lines(path: str, report: BenchmarkReport) -> Iterator[tuple[int, dict]
                     report.skip("malformed_record")
                     continue
                 yield number, record
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             report.error(path, f"read stopped: {type(err).__name__}: {err}")
 
 
@@ -123,7 +124,7 @@ def _load_json(path: str, report: BenchmarkReport) -> Any:
     try:
         with _open_binary(path) as fh:
             return json.loads(fh.read().decode("utf-8-sig"))
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as err:
         report.error(path, f"not valid JSON: {type(err).__name__}: {err}")
         return None
 
