@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -114,6 +115,7 @@ def pretrain(cfg: ml_collections.ConfigDict, workdir: str) -> RunSummary:
     rules = shd.rules_dict()
     if jax.process_index() == 0:
         write_config_json(cfg, workdir)
+        _copy_dataset_tokenizer(cfg, workdir)
     train_cfg = cfg.train
     tx, schedule = optim.from_config(cfg.optim, train_cfg.steps)
     shardings = state_shardings(model_cfg, tx, mesh, rules)
@@ -296,6 +298,12 @@ def _cover_dataset_vocab(cfg: ml_collections.ConfigDict, from_checkpoint: bool) 
         logging.info("model.vocab_size raised from %d to %d, the size of the dataset's tokenizer",
                      cfg.model.vocab_size, vocab)
         cfg.model.vocab_size = vocab
+
+
+def _copy_dataset_tokenizer(cfg: ml_collections.ConfigDict, workdir: str) -> None:
+    """Puts the dataset's tokenizer.json beside the checkpoints: generation, evaluation and export find it."""
+    if resolve_kind(cfg.data) == "tfds" and not os.path.exists(os.path.join(workdir, "tokenizer.json")):
+        shutil.copy(open_token_dataset(cfg.data).tokenizer_path, os.path.join(workdir, "tokenizer.json"))
 
 
 def _close(source) -> None:

@@ -1,0 +1,68 @@
+"""Benchmark evaluation of a checkpoint: one command, a paper-style table.
+
+    python -m experiments.evaluate --config=configs/eval.py:<suite> --checkpoint=RUN_DIR --workdir=OUT \
+        [--config.data_root=BENCHMARKS --tokenizer=PATH]
+
+RUN_DIR is any run directory with checkpoints/ (pretrained, fine-tuned, or converted from Hugging
+Face) and a tokenizer.json. Writes OUT/results.json (per task and method: accuracy, standard error, n,
+truncations, extraction failures), OUT/predictions.jsonl and OUT/results.md. A rerun skips finished
+(task, method) pairs; a different config in the same OUT is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from biomed_jax.logs import quiet_library_logs
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Suite, e.g. configs/eval.py:quick", lock_config=True)
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run directory holding checkpoints/ and tokenizer.json.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where results go.")
+_TOKENIZER = flags.DEFINE_string("tokenizer", "", "tokenizer.json to use instead of the run directory's.")
+
+
+def _check_same_config(cfg, workdir: str) -> None:
+    path = os.path.join(workdir, "config.json")
+    current = json.loads(cfg.to_json())
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved != current:
+            raise FileExistsError(f"{workdir} holds results of a different evaluation config; use a new --workdir")
+        return
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(current, f, indent=2)
+
+
+def main(argv):
+    del argv
+    quiet_library_logs()
+    from biomed_jax.evaluation.harness import evaluate, load_eval_model
+
+    cfg, workdir = _CONFIG.value, _WORKDIR.value
+    _check_same_config(cfg, workdir)
+    data_root = cfg.data_root
+    if not data_root:
+        if cfg.suite != "quick":
+            raise ValueError(f"suite {cfg.suite!r} reads the released benchmark files: pass "
+                             "--config.data_root=FOLDER (holding medqa/, medmcqa/, pubmedqa/, mmlu/, bioasq/, usmle/)")
+        from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, generate_world
+
+        data_root = os.path.join(workdir, "world")
+        generate_world(data_root, dict(QUICKSTART_WORLD))
+    model = load_eval_model(_CHECKPOINT.value, batch_size=cfg.batch_size, max_len=cfg.max_len,
+                            tokenizer_path=_TOKENIZER.value)
+    evaluate(cfg, model, workdir, data_root)
+    with open(os.path.join(workdir, "results.md")) as f:
+        print(f.read())
+    print(f"results: {workdir}/results.json  predictions: {workdir}/predictions.jsonl  table: {workdir}/results.md")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config", "checkpoint", "workdir"])
+    app.run(main)
