@@ -28,6 +28,8 @@ _NEW_TOKENS = flags.DEFINE_integer("new_tokens", 64, "Tokens generated per row."
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (best is reported).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the weights and prompts.")
 _SKIP_HF = flags.DEFINE_bool("skip_transformers", False, "Measure biomed_jax only.")
+_TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads for transformers; 0 = torch's default.")
+_XNN = flags.DEFINE_bool("xnn", False, "XLA:CPU: run dots through XNNPACK (XNN_GRAPH_FUSION_MODE_GREEDY, experimental).")
 
 
 def _best_time(fn, repeats: int) -> float:
@@ -41,6 +43,9 @@ def _best_time(fn, repeats: int) -> float:
 
 def main(argv):
     del argv
+    if _XNN.value:  # must be set before JAX initialises its CPU backend
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY").strip()
     import jax
     import numpy as np
     import torch
@@ -56,6 +61,8 @@ def main(argv):
     from configs.models import model_preset
 
     quiet_library_logs()
+    if _TORCH_THREADS.value:
+        torch.set_num_threads(_TORCH_THREADS.value)
     cfg = ModelConfig.from_dict({**model_preset(_PRESET.value), "dtype": "float32", "remat": "none"})
     family = "gpt2" if cfg.positions == "learned" else "llama"
     batch_sizes = [int(b) for b in _BATCH_SIZES.value]
@@ -79,7 +86,7 @@ def main(argv):
           f"prompt {prompt_len} tokens, {new_tokens} new tokens, greedy, no stop token")
     print(f"jax {jax.__version__} on {jax.default_backend()} ({len(jax.devices())} device(s)); "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads; transformers {transformers.__version__}; "
-          f"{os.cpu_count()} CPU cores")
+          f"{os.cpu_count()} CPU cores; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     rng = np.random.default_rng(_SEED.value)
     rows = []
     for batch in batch_sizes:

@@ -18,6 +18,8 @@ import time
 from absl import app, flags
 from ml_collections import config_flags
 
+from biomed_jax.inference.text import (PAD_TOKENS, completion_text, eos_id, find_tokenizer, load_tokenizer,
+                                       special_id, stop_string_ids)
 from biomed_jax.logs import quiet_library_logs
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "generate.py")
@@ -32,14 +34,6 @@ _INTERACTIVE = flags.DEFINE_bool("interactive", False, "Read prompts from stdin,
 def main(argv):
     del argv
     quiet_library_logs()
-    # Imported here so --help answers without initialising JAX.
-    from biomed_jax import sharding as shd
-    from biomed_jax.inference.generate import Generator
-    from biomed_jax.inference.sampling import SamplingConfig
-    from biomed_jax.inference.text import (completion_text, eos_id, find_tokenizer, load_tokenizer, special_id,
-                                           stop_string_ids, PAD_TOKENS)
-    from biomed_jax.train.checkpoint import load_params
-
     cfg = _CONFIG.value
     run_dir = _CHECKPOINT.value
     if not _PROMPT.value and not _INTERACTIVE.value:
@@ -48,7 +42,12 @@ def main(argv):
     if not os.path.isdir(checkpoint_dir):
         raise FileNotFoundError(f"{checkpoint_dir} does not exist: --checkpoint must be a run directory holding "
                                 "checkpoints/ (as experiments.convert or experiments.pretrain write)")
-    tokenizer = load_tokenizer(find_tokenizer(run_dir, _TOKENIZER.value))  # fail before loading weights
+    tokenizer = load_tokenizer(find_tokenizer(run_dir, _TOKENIZER.value))  # fail before JAX and the weights load
+
+    from biomed_jax import sharding as shd
+    from biomed_jax.inference.generate import Generator
+    from biomed_jax.inference.sampling import SamplingConfig
+    from biomed_jax.train.checkpoint import load_params
 
     s = cfg.sampling
     stop_strings = tuple(s.stop_strings)

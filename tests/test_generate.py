@@ -14,7 +14,7 @@ from biomed_jax.inference.generate import Generator, cache_shardings, left_pad
 from biomed_jax.inference.sampling import SamplingConfig, sample, top_k_filter, top_p_filter
 from biomed_jax.inference.text import completion_text, find_tokenizer, load_tokenizer
 from biomed_jax.models.config import ModelConfig
-from biomed_jax.models.decoder import graphdef_and_abstract_params, init_params
+from biomed_jax.models.decoder import graphdef_and_abstract_params, init_params, unstack_layers
 from biomed_jax.models.kv_cache import init_cache
 from biomed_jax.train.checkpoint import load_params
 from configs.models import model_preset
@@ -29,10 +29,15 @@ N_NEW = 8
 
 
 def tiny(preset: str, scan_layers: bool = True, seed: int = 0):
-    """(cfg, params) of a tiny random model whose logits are far from uniform (init_std 0.2)."""
-    cfg = ModelConfig.from_dict({**model_preset(preset), "dtype": "float32", "scan_layers": scan_layers,
-                                 "init_std": 0.2})
-    return cfg, jax.jit(init_params, static_argnums=0)(cfg, jax.random.key(seed))
+    """(cfg, params) of a tiny random model whose logits are far from uniform (init_std 0.2).
+
+    The per-layer layout is the stacked one unstacked (one init program to compile, not two).
+    """
+    cfg = ModelConfig.from_dict({**model_preset(preset), "dtype": "float32", "init_std": 0.2})
+    params = jax.jit(init_params, static_argnums=0)(cfg, jax.random.key(seed))
+    if scan_layers:
+        return cfg, params
+    return cfg.replace(scan_layers=False), unstack_layers(params)
 
 
 def naive_greedy(cfg, params, prompts, n_new):
@@ -207,9 +212,9 @@ def test_bad_settings_name_the_field(llama_generator):
 
 # --- sharding ------------------------------------------------------------------------------------
 
-def test_sharded_generation_equals_single_device():
-    cfg, params = tiny("tiny_llama")
-    expected = Generator(cfg, params).generate(PROMPTS, SamplingConfig(max_new_tokens=N_NEW)).tokens
+def test_sharded_generation_equals_single_device(llama_generator):
+    cfg, params = tiny("tiny_llama")  # the weights of llama_generator, which runs on one device
+    expected = llama_generator.generate(PROMPTS, SamplingConfig(max_new_tokens=N_NEW)).tokens
     mesh = shd.make_mesh(dict(data=2, fsdp=2, tensor=2))
     rules = shd.rules_dict()
     _, abstract = graphdef_and_abstract_params(cfg)
@@ -218,14 +223,18 @@ def test_sharded_generation_equals_single_device():
     np.testing.assert_array_equal(out.tokens, expected)
 
     # The cache is laid out like the attention activations: batch over data+fsdp, kv heads over tensor.
-    def make():
-        with shd.activation_sharding(mesh, rules):
-            return init_cache(cfg, 4, 32)
+    for stacked in (True, False):
+        def make():
+            with shd.activation_sharding(mesh, rules):
+                return init_cache(cfg, 4, 32, stacked=stacked)
 
-    cache = jax.jit(make)()
-    want = cache_shardings(cfg, mesh, rules, 4, 32)
-    assert cache.k.sharding.spec == jax.sharding.PartitionSpec(None, ("data", "fsdp"), None, "tensor")
-    assert cache.k.sharding.is_equivalent_to(want.k, 5) and cache.valid.sharding.is_equivalent_to(want.valid, 2)
+        cache = jax.jit(make)()
+        want = cache_shardings(cfg, mesh, rules, 4, 32, stacked=stacked)
+        spec = jax.sharding.PartitionSpec(*([None] if stacked else []), ("data", "fsdp"), "tensor")
+        for got, expected in zip(jax.tree.leaves((cache.k, cache.v, cache.valid)),
+                                 jax.tree.leaves((want.k, want.v, want.valid))):
+            assert got.sharding.is_equivalent_to(expected, got.ndim)
+        assert jax.tree.leaves(cache.k)[0].sharding.spec == spec
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from biomed_jax import sharding as shd
 from biomed_jax.inference.sampling import SamplingConfig, sample, stop_token_array
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import Decoder, graphdef_and_abstract_params, unstack_layers
-from biomed_jax.models.kv_cache import CACHE_KV_AXES, CACHE_VALID_AXES, KVCache, init_cache
+from biomed_jax.models.kv_cache import CACHE_KV_AXES, CACHE_LAYER_KV_AXES, CACHE_VALID_AXES, KVCache, init_cache
 
 MIN_PROMPT_BUCKET = 16
 
@@ -120,12 +120,20 @@ def generate_tokens(model: Decoder, tokens: jax.Array, mask: jax.Array, key: jax
 
 
 def cache_shardings(cfg: ModelConfig, mesh: Mesh, rules: Mapping[str, Any] | None = None,
-                    batch_size: int | None = None, max_len: int | None = None) -> KVCache:
+                    batch_size: int | None = None, max_len: int | None = None,
+                    stacked: bool | None = None) -> KVCache:
     """NamedShardings of a KVCache on `mesh` (the layout init_cache constrains the cache to)."""
     rules = shd.rules_dict(rules)
-    kv_shape = None if batch_size is None else (cfg.n_layers, batch_size, max_len, cfg.n_kv_heads, cfg.head_dim)
-    kv = NamedSharding(mesh, shd.logical_to_spec(CACHE_KV_AXES, mesh, rules, kv_shape, what="kv cache"))
-    valid_shape = None if batch_size is None else (batch_size, max_len)
+    stacked = cfg.scan_layers if stacked is None else stacked
+    known = batch_size is not None
+    layer_shape = (batch_size, cfg.n_kv_heads, max_len, cfg.head_dim) if known else None
+    if stacked:
+        shape = (cfg.n_layers,) + layer_shape if known else None
+        kv = NamedSharding(mesh, shd.logical_to_spec(CACHE_KV_AXES, mesh, rules, shape, what="kv cache"))
+    else:
+        one = NamedSharding(mesh, shd.logical_to_spec(CACHE_LAYER_KV_AXES, mesh, rules, layer_shape, what="kv cache"))
+        kv = (one,) * cfg.n_layers
+    valid_shape = (batch_size, max_len) if known else None
     valid = NamedSharding(mesh, shd.logical_to_spec(CACHE_VALID_AXES, mesh, rules, valid_shape, what="kv cache"))
     return KVCache(k=kv, v=kv, valid=valid, index=NamedSharding(mesh, PartitionSpec()))
 

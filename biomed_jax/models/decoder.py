@@ -93,6 +93,8 @@ class Decoder(nnx.Module):
         """
         if mask is None:
             mask = jnp.ones(tokens.shape, bool)
+        if self.cfg.scan_layers and not cache.stacked:
+            raise ValueError("a scan_layers model needs a stacked KV cache: init_cache(..., stacked=True)")
         if tokens.shape[1] > cache.max_len:
             raise ValueError(f"{tokens.shape[1]} tokens do not fit a KV cache of max_len {cache.max_len}")
         x = self._embed(tokens, positions)
@@ -103,8 +105,8 @@ class Decoder(nnx.Module):
             return nnx.merge(block_graphdef, block_state)(x, positions, None, cache, layer)
 
         if self.cfg.scan_layers:
-            # The stacked cache rides in the carry (written in place at [layer, :, index]); only the
-            # block states are scanned over.
+            # The stacked cache rides in the carry (written in place at [layer, :, :, index]); only
+            # the block states are scanned over.
             def body(carry, xs):
                 block_state, layer = xs
                 return apply_block(block_state, *carry, layer), None

@@ -13,7 +13,7 @@ from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
 from biomed_jax.models.config import ModelConfig
-from biomed_jax.models.kv_cache import KVCache
+from biomed_jax.models.kv_cache import KVCache, cached_attention
 from biomed_jax.sharding import constrain
 
 BTD = ("activation_batch", "activation_length", "activation_embed")
@@ -108,10 +108,7 @@ class Attention(nnx.Module):
             k = rope(k, positions, cfg.rope_theta)
         if cache is not None:
             cache, k, v = cache.write(layer, k, v)
-            # XLA attention over the whole static cache with an explicit mask: the decode step is
-            # one query long, which fused flash kernels do not serve better.
-            out = jax.nn.dot_product_attention(q, k, v, mask=cache.attention_mask(q.shape[1]),
-                                               implementation="xla")
+            out = cached_attention(q, k, v, cache.attention_mask(q.shape[1]))
             return self.o_proj(constrain(out, q_axes)), cache
         mask = None
         if segment_ids is not None:
