@@ -287,3 +287,16 @@ def test_shipped_task_definitions_read_the_local_files(monkeypatch):
         assert isinstance(target, int) and 0 <= target < len(choices), name
         assert task.doc_to_text(doc).endswith("Answer:"), name
     assert tasks["medmcqa_local"].doc_to_target(next(iter(tasks["medmcqa_local"].test_docs()))) == 0  # cop 1 = opa
+
+
+def test_command_line_translates_checkpoint_to_lm_eval_flags(tmp_path):
+    from experiments.lm_eval import DEFAULT_TASKS_DIR, translate
+
+    run = str(tmp_path)
+    assert translate([f"--checkpoint={run}", "--tasks=medqa_local", "--model_args", "step=3", "--limit=2"]) == [
+        "--model", "biomed_jax", "--model_args", f"pretrained={run},step=3", "--include_path", DEFAULT_TASKS_DIR,
+        "--tasks=medqa_local", "--limit=2"]
+    assert translate(["run", "--checkpoint", run, "--include_path=/x"])[:2] == ["run", "--model"]
+    assert translate(["--model=hf", "--tasks=x"]) == ["--model=hf", "--tasks=x"]  # no --checkpoint: unchanged
+    with pytest.raises(SystemExit, match="--checkpoint=/nonexistent is not a directory"):
+        translate(["--checkpoint=/nonexistent"])
