@@ -111,7 +111,7 @@ def test_rolling_windows_and_buckets():
         assert rolling_windows(tokens, 0, max_len) == expected
     assert rolling_windows([], 0, 4) == []
     assert [bucket_length(n) for n in (1, 16, 17, 64, 65, 200, 257, 513, 1024)] == \
-        [16, 16, 32, 64, 128, 256, 320, 640, 1024]
+        [16, 16, 32, 64, 96, 224, 288, 576, 1024]
 
 
 # ------------------------------------------------------------------ lm-eval: HF backend vs our adapter
