@@ -29,8 +29,11 @@ MAX_LEN = 64
 # --------------------------------------------------------------------------- LoglikScorer, no lm-eval
 
 
+SCORER_MAX_LEN = 96  # continuations past 64 tokens pad to a multiple of 32: chunked logits must divide it
+
+
 def _tiny_jax_model():
-    cfg = ModelConfig(vocab_size=256, d_model=64, n_layers=2, n_heads=4, d_ff=128, max_seq_len=MAX_LEN,
+    cfg = ModelConfig(vocab_size=256, d_model=64, n_layers=2, n_heads=4, d_ff=128, max_seq_len=SCORER_MAX_LEN,
                       dtype="float32")
     from flax import nnx
 
@@ -40,7 +43,7 @@ def _tiny_jax_model():
 
 
 def _plain_logprobs(cfg, params):
-    """log_softmax of the plain decoder (no KV cache, causal attention) on (rows, MAX_LEN) tokens."""
+    """log_softmax of the plain decoder (no KV cache, causal attention) on (rows, max_seq_len) tokens."""
     from flax import nnx
 
     graphdef, _ = graphdef_and_abstract_params(cfg)
@@ -51,8 +54,8 @@ def _reference(forward, requests):
     """Per request: context + continuation cut as lm-eval does (the last max_len + 1 tokens, the last
     one only predicted) through the plain decoder, right padded; the continuation's summed
     log-probs and whether each target is the argmax."""
-    seqs = [(list(c) + list(x))[-(MAX_LEN + 1):] for c, x in requests]
-    tokens = np.zeros((len(seqs), MAX_LEN), np.int32)
+    seqs = [(list(c) + list(x))[-(SCORER_MAX_LEN + 1):] for c, x in requests]
+    tokens = np.zeros((len(seqs), SCORER_MAX_LEN), np.int32)
     for i, s in enumerate(seqs):
         tokens[i, :len(s) - 1] = s[:-1]
     logprobs = np.asarray(forward(tokens))
@@ -70,16 +73,17 @@ def test_scorer_matches_a_plain_forward_sharded_with_mixed_lengths():
     forward = _plain_logprobs(cfg, params)
     rng = np.random.default_rng(0)
     requests = []
-    for n_ctx in (1, 3, 20, 40, 61, 90):  # 61 and 90 overflow max_len and are cut from the left
+    for n_ctx in (1, 3, 20, 40, 92, 130):  # 92 and 130 overflow max_len and are cut from the left
         context = rng.integers(0, cfg.vocab_size, n_ctx).tolist()
         for _ in range(int(rng.integers(1, 5))):  # 1-4 options share the context
             requests.append((context, rng.integers(0, cfg.vocab_size, int(rng.integers(1, 9))).tolist()))
-    requests.append((rng.integers(0, 256, 5).tolist(), rng.integers(0, 256, MAX_LEN).tolist()))  # fills max_len
+    for n_cont in (70, SCORER_MAX_LEN):  # long continuations (the second fills max_len), cut contexts
+        requests.append((rng.integers(0, 256, 40).tolist(), rng.integers(0, 256, n_cont).tolist()))
     rng.shuffle(requests)
     # A greedy continuation: the plain decoder's argmax after the context, fed back three times.
     greedy = rng.integers(0, 256, 7).tolist()
     for _ in range(3):
-        tokens = np.zeros((len(requests) + 1, MAX_LEN), np.int32)
+        tokens = np.zeros((len(requests) + 1, SCORER_MAX_LEN), np.int32)
         tokens[0, :len(greedy)] = greedy
         greedy.append(int(np.argmax(forward(tokens)[0, len(greedy) - 1])))
     requests.append((greedy[:7], greedy[7:]))
@@ -92,12 +96,12 @@ def test_scorer_matches_a_plain_forward_sharded_with_mixed_lengths():
             zip(requests, got, expected)):
         assert abs(logprob - ref_logprob) < 1e-4, (i, logprob, ref_logprob)
         assert is_greedy == ref_greedy, i
-        assert truncated == max(0, len(context) + len(cont) - MAX_LEN - 1), i
-    assert got[-1][1] is True and sum(t > 0 for _, _, t in got) >= 3
+        assert truncated == max(0, len(context) + len(cont) - SCORER_MAX_LEN - 1), i
+    assert got[-1][1] is True and sum(t > 0 for _, _, t in got) >= 4
     assert len(scorer.compiled_shapes()) <= 2, scorer.compiled_shapes()  # bucketed, not one per length
 
-    with pytest.raises(ValueError, match="request 1: the continuation alone has 65 tokens"):
-        scorer.score([([1], [2]), ([1], [3] * (MAX_LEN + 1))])
+    with pytest.raises(ValueError, match="request 1: the continuation alone has 97 tokens"):
+        scorer.score([([1], [2]), ([1], [3] * (SCORER_MAX_LEN + 1))])
     with pytest.raises(ValueError, match="request 0: the context is empty"):
         scorer.score([([], [2])])
 

@@ -149,7 +149,7 @@ class LoglikScorer:
         cache = init_cache(self.cfg, batch, prefix_bucket + cont_bucket)
         _, cache = model.hidden_states_with_cache(prefix, prefix_positions, cache, mask=prefix_mask)
         offsets = jnp.arange(cont_bucket, dtype=jnp.int32)[None, :]
-        chunk = min(cont_bucket, LOGIT_CHUNK)
+        chunk = math.gcd(cont_bucket, LOGIT_CHUNK)  # buckets past 64 are multiples of 32
 
         def one_option(xs):
             tokens, target, valid = xs
