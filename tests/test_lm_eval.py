@@ -144,8 +144,6 @@ def models(tmp_path_factory):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("lm_eval")
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
-    os.environ["HF_HUB_OFFLINE"] = "1"
     from lm_eval.models.huggingface import HFLM
 
     from biomed_jax.convert.hf_checkpoint import hf_to_jax
@@ -168,7 +166,10 @@ def models(tmp_path_factory):
     hf_to_jax(hf_dir, jax_dir, dtype="float32")
     hf_lm = HFLM(pretrained=hf_model, tokenizer=hf_tok, batch_size=8, device="cpu")
     ours = BiomedJaxLM(pretrained=jax_dir, batch_size=8)
-    return hf_lm, ours, hf_tok, jax_dir, tmp
+    with pytest.MonkeyPatch.context() as env:  # nothing below may reach a hub
+        env.setenv("HF_DATASETS_OFFLINE", "1")
+        env.setenv("HF_HUB_OFFLINE", "1")
+        yield hf_lm, ours, hf_tok, jax_dir, tmp
 
 
 def _write_task(tmp):
@@ -271,11 +272,15 @@ LOCAL_TASKS = {"medqa_local": 1273, "medmcqa_local": 4183, "pubmedqa_local": 500
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason="../shared/data (the real benchmark files) is absent")
-def test_shipped_task_definitions_read_the_local_files(monkeypatch):
+def test_shipped_task_definitions_read_the_local_files(monkeypatch, tmp_path):
     pytest.importorskip("lm_eval")
     from lm_eval.tasks import TaskManager
 
+    import datasets
+
     monkeypatch.setenv("BIOMED_EVAL_DATA", SHARED_DATA)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_datasets_cache"))
     manager = TaskManager(include_path=os.path.join(REPO_ROOT, "configs", "lm_eval_tasks"), include_defaults=False)
     assert {"medqa_local", "medmcqa_local", "pubmedqa_local", "mmlu_medical_local"} <= set(manager.all_tasks)
     loaded = manager.load(["medqa_local", "medmcqa_local", "pubmedqa_local", "mmlu_medical_local"])
