@@ -67,15 +67,18 @@ def main(argv):
     if cfg.dtype:
         model_cfg = model_cfg.replace(dtype=cfg.dtype)
     generator = Generator(model_cfg, params, mesh)
+    del params  # the generator keeps its own (per-layer) copy
     print(f"loaded {checkpoint_dir} step {step}: {model_cfg.n_layers} layers, d_model {model_cfg.d_model}, "
           f"vocab {model_cfg.vocab_size}; stop tokens {list(sampling.stop_tokens)}", file=sys.stderr)
 
     counter = [0]
+    calls = [0]
 
     def complete(prompts: list[str]) -> None:
         ids = [tokenizer.encode(p).ids for p in prompts]
         start = time.perf_counter()
-        out = generator.generate(ids, sampling, batch_size=s.batch_size, max_len=s.max_len)
+        out = generator.generate(ids, sampling, batch_size=s.batch_size, max_len=s.max_len, stream=calls[0])
+        calls[0] += 1
         seconds = time.perf_counter() - start
         for prompt, completion in zip(prompts, out.completions()):
             print(f"[{counter[0]}] {prompt}")

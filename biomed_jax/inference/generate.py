@@ -212,10 +212,12 @@ class Generator:
         return bucket, bucket + sampling.max_new_tokens
 
     def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingConfig = SamplingConfig(),
-                 batch_size: int | None = None, max_len: int = 0) -> GenerationOutput:
+                 batch_size: int | None = None, max_len: int = 0, stream: int = 0) -> GenerationOutput:
         """Completes every prompt (lists of token ids), `batch_size` prompts per compiled call.
 
-        max_len is the KV cache length; 0 picks the padded prompt length + max_new_tokens.
+        max_len is the KV cache length; 0 picks the padded prompt length + max_new_tokens. The random
+        stream is (sampling.seed, stream, batch index, step): successive calls of one session (e.g.
+        interactive prompts) pass stream=0, 1, ... so they do not all draw the same numbers.
         """
         prompts = [list(map(int, p)) for p in prompts]
         if not prompts:
@@ -234,7 +236,7 @@ class Generator:
                   sampling.pad_id)
         program = self._program(static)
         stop_ids = stop_token_array(sampling.stop_tokens)
-        base_key = jax.random.key(sampling.seed)
+        base_key = jax.random.fold_in(jax.random.key(sampling.seed), stream)
         tokens_out, lengths_out = [], []
         for chunk_index, start in enumerate(range(0, len(prompts), batch_size)):
             chunk = prompts[start:start + batch_size]
