@@ -25,7 +25,7 @@ from biomed_jax import sharding as shd
 from biomed_jax.data import token_dataset
 from biomed_jax.data.corpus import clean_corpus, resolve_manual_dir
 from biomed_jax.data.loader import TokenBatches
-from biomed_jax.data.tokenizer import build_or_load, eos_token_id
+from biomed_jax.data.tokenizer import build_or_load
 from biomed_jax.logs import quiet_library_logs
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import graphdef_and_abstract_params
@@ -62,16 +62,8 @@ def main(argv):
     rows.append((f"train tokenizer (vocab {tokenizer.get_vocab_size()})", seconds, None, None))
     data_dir = os.path.join(root, "data")
 
-    def build():
-        builder = token_dataset.BiomedCorpus(
-            data_cfg=cfg, corpus=corpus, tokenizer_path=tokenizer_path,
-            eos_id=eos_token_id(tokenizer, cfg.tokenizer.eos_token), vocab_size=tokenizer.get_vocab_size(),
-            num_workers=cfg.build.num_workers, data_dir=data_dir)
-        builder.download_and_prepare(download_config=token_dataset.download_config(
-            corpus.report["manual_dir"], cfg.build.max_shard_mb))
-        return token_dataset.TokenDataset(data_dir, cfg.name)
-
-    dataset, seconds = _timed(build)
+    dataset, seconds = _timed(
+        lambda: token_dataset.build_token_dataset(cfg, corpus, tokenizer, tokenizer_path, data_dir))
     counts = dataset.metadata["counts"]
     n_docs = sum(c["documents"] for split in counts.values() for c in split.values())
     n_tokens = sum(c["tokens"] for split in counts.values() for c in split.values())

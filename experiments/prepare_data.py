@@ -24,7 +24,7 @@ from ml_collections import config_flags
 
 from biomed_jax.data import token_dataset
 from biomed_jax.data.corpus import check_data_config, clean_corpus
-from biomed_jax.data.tokenizer import build_or_load, eos_token_id
+from biomed_jax.data.tokenizer import build_or_load
 from biomed_jax.logs import quiet_library_logs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Data config and preset, e.g. configs/data.py:synthetic",
@@ -49,13 +49,7 @@ def prepare(cfg, data_dir: str) -> token_dataset.TokenDataset:
     for stale in glob.glob(os.path.join(os.path.dirname(path), "incomplete.*")):
         logging.info("removing %s, left by an interrupted build", stale)
         shutil.rmtree(stale, ignore_errors=True)
-    builder = token_dataset.BiomedCorpus(
-        data_cfg=cfg, corpus=corpus, tokenizer_path=tokenizer_path,
-        eos_id=eos_token_id(tokenizer, cfg.tokenizer.eos_token), vocab_size=tokenizer.get_vocab_size(),
-        num_workers=cfg.build.num_workers, data_dir=data_dir)
-    builder.download_and_prepare(download_config=token_dataset.download_config(
-        corpus.report["manual_dir"], cfg.build.max_shard_mb))
-    return token_dataset.TokenDataset(data_dir, cfg.name)
+    return token_dataset.build_token_dataset(cfg, corpus, tokenizer, tokenizer_path, data_dir)
 
 
 def main(argv):

@@ -170,6 +170,20 @@ def _encode(chunk: list[tuple]) -> list[list[int]]:
     return [encoding.ids for encoding in _WORKER_TOKENIZER.encode_batch(texts, add_special_tokens=False)]
 
 
+def build_token_dataset(cfg: Mapping[str, Any], corpus: CleanCorpus, tokenizer, tokenizer_path: str,
+                        data_dir: str) -> "TokenDataset":
+    """Runs the builder for data config `cfg` over a clean corpus and a tokenizer; returns the dataset."""
+    from biomed_jax.data.tokenizer import eos_token_id
+
+    builder = BiomedCorpus(
+        data_cfg=cfg, corpus=corpus, tokenizer_path=tokenizer_path,
+        eos_id=eos_token_id(tokenizer, cfg["tokenizer"]["eos_token"]), vocab_size=tokenizer.get_vocab_size(),
+        num_workers=cfg["build"]["num_workers"], data_dir=data_dir)
+    builder.download_and_prepare(download_config=download_config(
+        corpus.report["manual_dir"], cfg["build"]["max_shard_mb"]))
+    return TokenDataset(data_dir, cfg["name"])
+
+
 def download_config(manual_dir: str, max_shard_mb: int) -> tfds.download.DownloadConfig:
     """How prepare_data runs the builder: no statistics pass, shards of at most `max_shard_mb`."""
     return tfds.download.DownloadConfig(
