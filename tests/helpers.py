@@ -36,3 +36,24 @@ def run_cli(module: str, *args: str, devices: int = 1, timeout: int = 300, check
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
     return proc
+
+
+def tiny_hf_model(family: str, vocab: int = 128):
+    """A tiny random transformers GPT2LMHeadModel ('gpt2') or LlamaForCausalLM (GQA, untied), in eval mode."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    if family == "gpt2":
+        config = transformers.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+        model = transformers.GPT2LMHeadModel(config)
+    else:
+        config = transformers.LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                          max_position_embeddings=64, tie_word_embeddings=False)
+        model = transformers.LlamaForCausalLM(config)
+    with torch.no_grad():  # HF initialises some tensors to constants; randomise all so the test can fail
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    return model.eval()

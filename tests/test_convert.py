@@ -15,26 +15,14 @@ from flax import nnx  # noqa: E402
 from biomed_jax.convert.hf_checkpoint import hf_to_jax, jax_to_hf  # noqa: E402
 from biomed_jax.models.decoder import graphdef_and_abstract_params  # noqa: E402
 from biomed_jax.train.checkpoint import load_params  # noqa: E402
+import helpers  # noqa: E402
 from helpers import run_cli  # noqa: E402
 
 VOCAB = 128
 
 
 def tiny_hf_model(family):
-    torch.manual_seed(0)
-    if family == "gpt2":
-        config = transformers.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64,
-                                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-        model = transformers.GPT2LMHeadModel(config)
-    else:
-        config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
-                                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                          max_position_embeddings=64, tie_word_embeddings=False)
-        model = transformers.LlamaForCausalLM(config)
-    with torch.no_grad():  # HF initialises some tensors to constants; randomise all so the test can fail
-        for p in model.parameters():
-            p.normal_(0.0, 0.2)
-    return model.eval()
+    return helpers.tiny_hf_model(family, VOCAB)
 
 
 def padded_batch():

@@ -19,6 +19,7 @@ from biomed_jax.models.kv_cache import init_cache
 from biomed_jax.models.layers import contract_in_order
 from biomed_jax.train.checkpoint import load_params
 from configs.models import model_preset
+import helpers  # noqa: E402
 from helpers import run_cli
 
 torch = pytest.importorskip("torch")
@@ -86,20 +87,7 @@ HF_VOCAB = 128
 
 
 def tiny_hf_model(family):
-    torch.manual_seed(0)
-    if family == "gpt2":
-        config = transformers.GPT2Config(vocab_size=HF_VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64,
-                                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-        model = transformers.GPT2LMHeadModel(config)
-    else:
-        config = transformers.LlamaConfig(vocab_size=HF_VOCAB, hidden_size=32, intermediate_size=64,
-                                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                          max_position_embeddings=64, tie_word_embeddings=False)
-        model = transformers.LlamaForCausalLM(config)
-    with torch.no_grad():  # HF initialises some tensors to constants; randomise all so the test can fail
-        for p in model.parameters():
-            p.normal_(0.0, 0.2)
-    return model.eval()
+    return helpers.tiny_hf_model(family, HF_VOCAB)
 
 
 def converted(tmp_path, family, tokenizer_json=None):
