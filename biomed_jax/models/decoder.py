@@ -68,19 +68,18 @@ class Decoder(nnx.Module):
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
         x = self._embed(tokens, positions)
-        block_graphdef, block_states = self._block_graphdef_and_states()
-
-        def apply_block(block_state, x):
-            return nnx.merge(block_graphdef, block_state)(x, positions, segment_ids)
-
-        if cfg.remat != "none":
-            apply_block = jax.checkpoint(apply_block, policy=_POLICIES[cfg.remat],
-                                         prevent_cse=not cfg.scan_layers)
         if cfg.scan_layers:
+            block_graphdef, block_states = nnx.split(self.blocks)
+
+            def apply_block(block_state, x):
+                return nnx.merge(block_graphdef, block_state)(x, positions, segment_ids)
+
+            if cfg.remat != "none":
+                apply_block = jax.checkpoint(apply_block, policy=_POLICIES[cfg.remat])
             x, _ = jax.lax.scan(lambda carry, layer: (apply_block(layer, carry), None), x, block_states)
         else:
-            for block_state in block_states:
-                x = apply_block(block_state, x)
+            for block in self.blocks:
+                x = _apply_unscanned_block(block, x, positions, segment_ids, cfg.remat)
         return self.final_norm(x)
 
     def hidden_states_with_cache(self, tokens: jax.Array, positions: jax.Array, cache: KVCache,
@@ -141,6 +140,24 @@ class Decoder(nnx.Module):
             kernel = self.lm_head[...].astype(cfg.compute_dtype)
             out = jnp.einsum("btd,dv->btv", hidden, kernel, preferred_element_type=jnp.float32)
         return constrain(out, ("activation_batch", "activation_length", "activation_vocab"))
+
+
+def _apply_unscanned_block(block: Block, x: jax.Array, positions: jax.Array,
+                           segment_ids: jax.Array | None, remat: str) -> jax.Array:
+    """One block of an unscanned model, rematerialised per the policy.
+
+    Without remat the block is called as itself, so a module rewriter (qwix LoRA/int8, see
+    biomed_jax/adapt/lora.py) can add or replace parameters on it in its initialising call; with
+    remat it is split and merged inside jax.checkpoint (nnx.remat rejects qwix-wrapped modules).
+    """
+    if remat == "none":
+        return block(x, positions, segment_ids)
+    graphdef, state = nnx.split(block)
+
+    def apply(state, x):
+        return nnx.merge(graphdef, state)(x, positions, segment_ids)
+
+    return jax.checkpoint(apply, policy=_POLICIES[remat], prevent_cse=True)(state, x)
 
 
 def _lookup(embed: nnx.Embed, ids: jax.Array, dtype) -> jax.Array:

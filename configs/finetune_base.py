@@ -1,0 +1,51 @@
+"""The fields every fine-tuning config shares (configs/finetune_mcq.py, _seqcls.py, _sft.py build on it).
+
+    init_checkpoint   a run directory to start from (pretrain, convert, or a fine-tuning best/);
+                      empty = a random init of `model` (the baseline the papers' claim is measured against)
+    method            full | lora | int8_lora | nf4_lora (see biomed_jax/adapt/lora.py)
+    task              the benchmark (a biomed_jax.data.benchmarks kind), its path under data_root, splits
+                      and prompt template; dev_fraction carves dev from train when dev_split is empty
+    data_root         where task paths point; empty with a `world` section = generate the synthetic world
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from biomed_jax.data.synthetic_world import WORLD_DEFAULTS
+
+
+def task(kind: str, path: str, template: str, train_split: str = "train", dev_split: str = "dev",
+         test_split: str = "test", dev_fraction: float = 0.0, test_fraction: float = 0.0, classes: tuple = (), limit: int = 0,
+         options: dict | None = None) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(dict(
+        kind=kind, path=path, template=template, train_split=train_split, dev_split=dev_split,
+        test_split=test_split, dev_fraction=dev_fraction, test_fraction=test_fraction, classes=classes, limit=limit,
+        options=ml_collections.ConfigDict(options or {})))
+
+
+def base_config(synthetic: bool) -> ml_collections.ConfigDict:
+    cfg = ml_collections.ConfigDict()
+    cfg.init_checkpoint = ""
+    cfg.model = "tiny"                 # random init only: a configs/models.py preset
+    cfg.tokenizer = ""                 # default: INIT_CHECKPOINT/tokenizer.json
+    cfg.eos_token = "<|endoftext|>"
+    cfg.remat = ""                     # override the checkpoint's remat policy (e.g. full for 7B)
+    cfg.method = "full"
+    cfg.lora = ml_collections.ConfigDict(dict(rank=8, alpha=16.0, dropout=0.0, targets="attention_mlp"))
+    cfg.data_root = ""
+    # The synthetic presets generate the same world as configs/data.py:synthetic (so the questions are
+    # about the facts the pretraining corpus states); override with --config.world.<field>=...
+    if synthetic:
+        cfg.world = ml_collections.ConfigDict(dict(WORLD_DEFAULTS))
+    cfg.max_len = 128 if synthetic else 512
+    cfg.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+    cfg.train = ml_collections.ConfigDict(dict(
+        epochs=4 if synthetic else 3, batch_size=16 if synthetic else 32, eval_batch_size=32,
+        seed=0, log_every=20))
+    cfg.optim = ml_collections.ConfigDict(dict(
+        learning_rate=3e-4 if synthetic else 2e-5, warmup_steps=20 if synthetic else 100, schedule="linear",
+        final_lr_fraction=0.0, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8, max_grad_norm=1.0,
+        decay_embeddings=True))
+    cfg.logging = ml_collections.ConfigDict(dict(tensorboard=False))
+    return cfg

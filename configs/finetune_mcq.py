@@ -1,0 +1,30 @@
+"""BioMedLM's multiple-choice classifier: each (question, option) scored by a linear head on the decoder's
+last token, softmax over the options.
+
+    python -m experiments.finetune_mcq --config=configs/finetune_mcq.py:<preset> --workdir=DIR \
+        --config.init_checkpoint=RUN_DIR [--config.method=lora ...]
+
+Presets: synthetic (the embedded world's MedQA-style questions), medqa, medmcqa, mmlu (MMLU-medical,
+dev = MMLU's dev split). Real-data presets read data_root/<task path> in the released layouts.
+"""
+
+from __future__ import annotations
+
+from configs.finetune_base import base_config, task
+
+PRESETS = ("synthetic", "medqa", "medmcqa", "mmlu")
+MCQ_TEMPLATE = "Question: {question}\nAnswer: {option}"
+
+
+def get_config(preset: str = "synthetic"):
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} for configs/finetune_mcq.py; choose one of {list(PRESETS)}")
+    cfg = base_config(synthetic=preset == "synthetic")
+    cfg.preset = preset
+    cfg.task = {
+        "synthetic": task("medqa", "medqa", MCQ_TEMPLATE),
+        "medqa": task("medqa", "medqa", MCQ_TEMPLATE),
+        "medmcqa": task("medmcqa", "medmcqa", MCQ_TEMPLATE, dev_split="", dev_fraction=0.05),
+        "mmlu": task("mmlu", "mmlu", MCQ_TEMPLATE, train_split="dev", dev_split="val", test_split="test"),
+    }[preset]
+    return cfg

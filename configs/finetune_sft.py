@@ -1,0 +1,47 @@
+"""Instruction tuning (MedAlpaca, MEDITRON's SFT): loss on response tokens only, optional packing;
+full fine-tuning, LoRA, or LoRA over an int8 (MedAlpaca's "8-bit LoRA") or nf4 frozen base.
+
+    python -m experiments.finetune_sft --config=configs/finetune_sft.py:<preset> --workdir=DIR \
+        --config.init_checkpoint=RUN_DIR --config.method=full|lora|int8_lora|nf4_lora
+
+Dev/test accuracy after every epoch: the task's questions as instruction prompts, scored by the next-token
+logit of each option's answer start (the letter the SFT data teaches to answer with).
+
+Presets:
+  synthetic   the world's Medical Meadow-style pairs plus its MedQA train questions as instructions
+  medalpaca   Medical Meadow JSON (data_root/medalpaca/*.json), MedAlpaca's prompt; dev = MedQA dev
+  meditron    MedQA train as instructions in MEDITRON's ChatML style; dev/test = MedQA dev/test
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from biomed_jax.adapt.data import MCQ_INSTRUCTION
+from configs.finetune_base import base_config, task
+
+PRESETS = ("synthetic", "medalpaca", "meditron")
+
+
+def get_config(preset: str = "synthetic"):
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} for configs/finetune_sft.py; choose one of {list(PRESETS)}")
+    cfg = base_config(synthetic=preset == "synthetic")
+    cfg.preset = preset
+    cfg.task = task("medqa", "medqa", template="")   # the questions evaluated (and, if benchmark_train, trained)
+    cfg.sft = ml_collections.ConfigDict(dict(
+        instructions={"synthetic": "medalpaca/medical_meadow_world.json",
+                      "medalpaca": "medalpaca/medical_meadow_small.json", "meditron": ""}[preset],
+        limit=0,                                   # first n records of each instruction file (0 = all)
+        benchmark_train=preset != "medalpaca",     # add the task's train questions as instructions
+        style="meditron" if preset == "meditron" else "medalpaca",   # biomed_jax.adapt.data.SFT_TEMPLATES
+        instruction=MCQ_INSTRUCTION,
+        answer_template="{answer_letter}: {answer_text}",
+        pack=True,                                 # several examples per row (segment ids keep them apart)
+    ))
+    if preset == "synthetic":
+        cfg.max_len = 160
+        cfg.train.batch_size = 16
+    if preset == "medalpaca":
+        cfg.task.train_split = "dev"              # unused for training (benchmark_train=False)
+    return cfg

@@ -1,0 +1,28 @@
+"""The command line shared by experiments.finetune_mcq, finetune_seqcls and finetune_sft."""
+
+import json
+import os
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from biomed_jax.logs import quiet_library_logs
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "A configs/finetune_*.py preset.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (resumes if it holds a checkpoint).")
+
+
+def main_for(kind: str) -> None:
+    def main(argv):
+        del argv
+        quiet_library_logs()
+        from biomed_jax.adapt.finetune import run
+
+        results = run(_CONFIG.value, _WORKDIR.value, kind)
+        summary = {k: results[k] for k in ("task", "method", "init", "best_epoch", "dev_accuracy", "test_accuracy",
+                                           "chance", "trainable_params", "total_params")}
+        print(json.dumps(summary, indent=2))
+        print(f"wrote {os.path.join(_WORKDIR.value, 'results.json')}")
+
+    flags.mark_flags_as_required(["config", "workdir"])
+    app.run(main)

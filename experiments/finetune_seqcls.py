@@ -1,0 +1,11 @@
+"""Fine-tunes a biomed_jax checkpoint: see configs/finetune_seqcls.py for presets and biomed_jax/adapt/finetune.py
+for what the run writes.
+
+    python -m experiments.finetune_seqcls --config=configs/finetune_seqcls.py:synthetic --workdir=DIR \
+        --config.init_checkpoint=PRETRAIN_RUN_DIR [--config.method=full|lora|int8_lora|nf4_lora]
+"""
+
+from experiments.finetune_common import main_for
+
+if __name__ == "__main__":
+    main_for("seqcls")
