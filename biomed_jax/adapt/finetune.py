@@ -250,10 +250,10 @@ def batch_loss(kind: str, model: nnx.Module, batch: Mapping[str, jax.Array]):
         w = batch["loss_mask"].astype(jnp.float32) * weight[:, None]
         return jnp.sum(losses * w), jnp.sum(w), jnp.zeros((), jnp.float32)
     if kind == "sft":   # letter prompts: next-token logits over each option's answer token
-        hidden = model.hidden_states(batch["tokens"])
-        last = jnp.take_along_axis(hidden, (batch["lengths"] - 1)[:, None, None], axis=1)[:, 0]
-        logits = model.logits(last[:, None])[:, 0]
-        scores = jnp.take_along_axis(logits, batch["answer_ids"], axis=1)
+        # Through __call__, the method qwix rewrites (hidden_states alone would skip the adapters).
+        logits = model(batch["tokens"])
+        last = jnp.take_along_axis(logits, (batch["lengths"] - 1)[:, None, None], axis=1)[:, 0]
+        scores = jnp.take_along_axis(last, batch["answer_ids"], axis=1)
         scores = jnp.where(batch["option_mask"], scores, jnp.finfo(jnp.float32).min)
     elif kind == "mcq":
         scores = option_scores(model, batch["tokens"], batch["lengths"], batch["option_mask"])
@@ -357,8 +357,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, kind: str) -> dict:
     optim_cfg = dict(cfg.optim)
     optim_cfg["warmup_steps"] = min(optim_cfg["warmup_steps"], total)
     tx, schedule = optim.from_config(optim_cfg, total)
-    opt_state = jax.jit(tx.init)(trainable)
-    step = jnp.zeros((), jnp.int32)
+    opt_state = _on_mesh(jax.jit(tx.init)(trainable), mesh)
+    step = jax.device_put(jnp.zeros((), jnp.int32), shd.replicated(mesh))
     train_step, eval_step = make_steps(kind, graphdef, tx, schedule, mesh, rules)
 
     meta = {"model": model_cfg.to_dict(), "kind": kind, "method": cfg.method, "lora": settings.to_dict(),

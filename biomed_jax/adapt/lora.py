@@ -74,7 +74,7 @@ def apply_lora(model: nnx.Module, method: str, settings: LoraSettings, example_i
     check_method(method)
     if method == "full":
         return model
-    decoders = [m for _, m in model.iter_modules() if isinstance(m, Decoder)]
+    decoders = [m for _, m in nnx.iter_modules(model) if isinstance(m, Decoder)]
     if any(d.cfg.scan_layers for d in decoders):
         raise ValueError("LoRA needs an unscanned model: build it with scan_layers=False "
                          "(biomed_jax.adapt loads checkpoints that way for LoRA methods)")
@@ -89,7 +89,7 @@ def apply_lora(model: nnx.Module, method: str, settings: LoraSettings, example_i
     finally:
         for d in decoders:
             d.cfg = configs[id(d)]
-    for path, module in adapted.iter_modules():
+    for path, module in nnx.iter_modules(adapted):
         if isinstance(module, Decoder):
             module.cfg = configs[id(_follow(model, path))]
     if not nnx.state(adapted, nnx.LoRAParam):
@@ -126,7 +126,7 @@ def merge_lora(model: nnx.Module, settings: LoraSettings) -> dict:
     """
     merged = nnx.clone(model)
     scale = settings.alpha / settings.rank
-    for _, module in merged.iter_modules():
+    for _, module in nnx.iter_modules(merged):
         names = [n for n in vars(module) if n.endswith("_lora_a")]
         for name_a in names:
             weight = name_a[: -len("_lora_a")]
