@@ -226,3 +226,23 @@ def test_int8_lora_sft_from_the_command_line_saves_adapters_and_a_merged_model(t
     resumed = json.load(open(os.path.join(workdir, "results.json")))
     assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3]
     assert resumed["epochs"][:2] == results["epochs"]
+
+
+def test_memory_report_counts_adapters_and_quantized_bytes_exactly():
+    from biomed_jax.adapt.memory import _report_for, memory_report
+
+    cfg = ModelConfig.from_dict(model_preset("tiny_llama")).replace(n_layers=3)
+    settings = LoraSettings(rank=4, targets="attention_mlp")
+    d, f, q, kv = cfg.d_model, cfg.d_ff, cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
+    per_layer = 4 * ((d + q) + 2 * (d + kv) + (q + d) + 2 * (d + f) + (f + d))
+    lora = memory_report(cfg, "lora", settings)
+    assert lora["trainable_params"] == 3 * per_layer
+    assert lora["optimizer_bytes"] >= 2 * lora["trainable_bytes"]
+    full = memory_report(cfg, "full", settings)
+    assert full["trainable_params"] == sum(x.size for x in jax.tree.leaves(nnx.state(init_model(
+        cfg.replace(scan_layers=False), jax.random.key(0)), nnx.Param)))
+    int8, nf4 = memory_report(cfg, "int8_lora", settings), memory_report(cfg, "nf4_lora", settings)
+    assert nf4["frozen_bytes"] < int8["frozen_bytes"] < lora["frozen_bytes"] == full["trainable_bytes"]
+    # The 1-and-2-layer extrapolation equals tracing all three layers.
+    direct = _report_for(cfg.replace(scan_layers=False, remat="none"), "int8_lora", settings)
+    assert {k: int8[k] for k in direct} == direct
