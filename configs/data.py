@@ -6,6 +6,8 @@
 Presets:
   synthetic   the embedded synthetic biomedical world (generated, no download): PubMed XML abstracts,
               guideline JSONL and 1% general replay; a small tokenizer for the tiny models.
+  quickstart  synthetic with a smaller world (QUICKSTART_WORLD: fewer entities, 16 abstracts per fact):
+              the corpus `make quickstart` pretrains on and the fine-tuning synthetic presets ask about.
   pubmed      BioMedLM: PubMed abstracts (NLM baseline/update XML) + PMC OA full text (JATS),
               28,896-token byte-level BPE. Point --config.manual_dir at the downloaded files.
   gap_replay  MEDITRON's GAP-Replay mixture: clinical guidelines x2, PubMed abstracts, PMC papers and
@@ -20,9 +22,9 @@ from __future__ import annotations
 
 import ml_collections
 
-from biomed_jax.data.synthetic_world import WORLD_DEFAULTS
+from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, WORLD_DEFAULTS
 
-PRESETS = ("synthetic", "pubmed", "gap_replay")
+PRESETS = ("synthetic", "quickstart", "pubmed", "gap_replay")
 
 
 def _source(kind: str, paths: str, epochs: float = 1.0, fraction: float = 0.0) -> ml_collections.ConfigDict:
@@ -37,11 +39,13 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
     cfg.seed = 0
     # Where relative source paths point. synthetic: empty = generate the world into DATA_DIR/manual/.
     cfg.manual_dir = ""
-    cfg.generate_world = preset == "synthetic"
-    if preset == "synthetic":
-        cfg.world = ml_collections.ConfigDict(dict(WORLD_DEFAULTS))
+    synthetic = preset in ("synthetic", "quickstart")
+    cfg.generate_world = synthetic
+    if synthetic:
+        world = dict(WORLD_DEFAULTS, **(QUICKSTART_WORLD if preset == "quickstart" else {}))
+        cfg.world = ml_collections.ConfigDict(world)
 
-    if preset == "synthetic":
+    if synthetic:
         cfg.sources = ml_collections.ConfigDict(dict(
             abstracts=_source("pubmed_xml", "pubmed/*.xml.gz"),
             guidelines=_source("jsonl", "guidelines/*.jsonl", epochs=2.0),
@@ -63,8 +67,8 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
     # Cleaning and dedup (biomed_jax/data/clean.py); every filter is counted in clean_report.json.
     cfg.clean = ml_collections.ConfigDict(dict(
         unicode_form="NFKC",        # NFKC | NFC | none
-        min_chars=200 if preset != "synthetic" else 100,
-        min_words=20 if preset != "synthetic" else 10,
+        min_chars=200 if not synthetic else 100,
+        min_words=20 if not synthetic else 10,
         exact_dedup=True,           # drop documents whose normalised text hashes the same
         near_dedup=True,            # MinHash LSH (datasketch)
         jaccard_threshold=0.8,      # near-duplicate above this estimated Jaccard similarity
@@ -75,21 +79,21 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
     # Byte-level BPE (HF tokenizers). path: an existing tokenizer.json to use instead of training one.
     cfg.tokenizer = ml_collections.ConfigDict(dict(
         path="",
-        vocab_size=4096 if preset == "synthetic" else 28896,  # BioMedLM: 28,896
+        vocab_size=4096 if synthetic else 28896,  # BioMedLM: 28,896
         min_frequency=2,
         eos_token="<|endoftext|>",
-        max_train_docs=0 if preset == "synthetic" else 2_000_000,  # 0 = all training documents
-        held_out_docs=200 if preset == "synthetic" else 2000,      # validation docs for the fertility report
+        max_train_docs=0 if synthetic else 2_000_000,  # 0 = all training documents
+        held_out_docs=200 if synthetic else 2000,      # validation docs for the fertility report
         terms_file="",              # terms whose splits the fertility report shows, one a line ("" = built-in list);
                                     # the world's/manual_dir's terms.txt is always added when present
     ))
 
     # The TFDS dataset: documents split by a stable hash of their id.
-    cfg.split = ml_collections.ConfigDict(dict(validation_fraction=0.02 if preset == "synthetic" else 0.005))
+    cfg.split = ml_collections.ConfigDict(dict(validation_fraction=0.02 if synthetic else 0.005))
     cfg.build = ml_collections.ConfigDict(dict(
         # Tokenizer processes. 1 = in-process, where the tokenizer's own threads already use every
         # core (fastest on a laptop); more pays off when the corpus is large and the host has many cores.
-        num_workers=1 if preset == "synthetic" else 8,
+        num_workers=1 if synthetic else 8,
         max_shard_mb=256,           # array_record shard size
     ))
     return cfg

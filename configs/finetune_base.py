@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from biomed_jax.data.synthetic_world import WORLD_DEFAULTS
+from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, WORLD_DEFAULTS
 
 
 def task(kind: str, path: str, template: str, train_split: str = "train", dev_split: str = "dev",
@@ -34,10 +34,11 @@ def base_config(synthetic: bool) -> ml_collections.ConfigDict:
     cfg.method = "full"
     cfg.lora = ml_collections.ConfigDict(dict(rank=8, alpha=16.0, dropout=0.0, targets="attention_mlp"))
     cfg.data_root = ""
-    # The synthetic presets generate the same world as configs/data.py:synthetic (so the questions are
-    # about the facts the pretraining corpus states); override with --config.world.<field>=...
+    # The synthetic presets generate the same world as configs/data.py:quickstart (so the questions are
+    # about the facts the pretraining corpus states). After preparing configs/data.py:synthetic instead,
+    # pass --config.data_root=DATA_DIR/biomed_work/synthetic/manual/synthetic_world.
     if synthetic:
-        cfg.world = ml_collections.ConfigDict(dict(WORLD_DEFAULTS))
+        cfg.world = ml_collections.ConfigDict(dict(WORLD_DEFAULTS, **QUICKSTART_WORLD))
     cfg.max_len = 128 if synthetic else 512
     cfg.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
     cfg.train = ml_collections.ConfigDict(dict(

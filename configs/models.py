@@ -32,6 +32,10 @@ MODEL_PRESETS = {
     # Tiny models for tests and laptop smoke runs; sizes divide a (2, 2, 2) or (1, 8, 1) mesh.
     "tiny": dict(_GPT2, vocab_size=256, d_model=64, n_layers=2, n_heads=4, n_kv_heads=4, d_ff=256,
                  max_seq_len=128),
+    # The quickstart's model: big enough to learn the synthetic world's facts in minutes on a CPU
+    # (the 2-layer, 64-wide tiny model memorises the corpus text but does not answer questions about it).
+    "mini": dict(_GPT2, vocab_size=4096, d_model=128, n_layers=4, n_heads=4, n_kv_heads=4, d_ff=512,
+                 max_seq_len=256),
     "tiny_llama": dict(_LLAMA, vocab_size=256, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2,
                        d_ff=192, max_seq_len=128),
 }

@@ -3,7 +3,7 @@
     python -m experiments.pretrain --config=configs/pretrain.py:<preset> --workdir=DIR \
         [--config.train.steps=1000 --config.mesh.fsdp=4 ...]
 
-Presets: biomedlm_2p7b, gpt2_125m, llama2_7b, llama2_70b, tiny, tiny_llama.
+Presets: biomedlm_2p7b, gpt2_125m, llama2_7b, llama2_70b, mini, tiny, tiny_llama.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _TRAIN = {
     "llama2_70b": (512, 4096, 64, 1.5e-4, 2000),
     "tiny": (16, 128, 1, 3e-3, 10),
     "tiny_llama": (16, 128, 1, 3e-3, 10),
+    "mini": (16, 128, 1, 3e-3, 10),
 }
 
 
@@ -27,7 +28,7 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
     if preset not in _TRAIN:
         raise ValueError(f"unknown preset {preset!r} for configs/pretrain.py; choose one of {sorted(_TRAIN)}")
     batch, seq_len, microbatches, lr, warmup = _TRAIN[preset]
-    tiny = preset.startswith("tiny")
+    tiny = preset.startswith("tiny") or preset == "mini"   # laptop-sized: short runs, frequent logs
     cfg = ml_collections.ConfigDict()
     cfg.preset = preset
     cfg.seed = 0
