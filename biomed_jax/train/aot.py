@@ -1,0 +1,169 @@
+"""Ahead-of-time compile check: does a pretraining config's train step fit the accelerator's memory?
+
+The train step is lowered from abstract shapes (ShapeDtypeStructs carrying their shardings) and
+compiled; XLA's buffer assignment then reports the per-device bytes of arguments, outputs, donated
+(aliased) buffers and temporaries. Nothing is allocated, so a 7B model can be checked on a laptop
+over a simulated mesh of CPU devices before any accelerator time is spent on an out-of-memory run.
+
+The numbers come from whatever backend compiles the step. On simulated CPU devices they are an
+estimate of the accelerator's: argument and output bytes (params, optimizer moments, batch) are
+exact, but temporaries depend on the backend's fusion, rematerialisation and scheduling decisions
+(see experiments/aot_check.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from biomed_jax import optim
+from biomed_jax import sharding as shd
+from biomed_jax.models.decoder import graphdef_and_abstract_params
+from biomed_jax.models.info import model_info
+from biomed_jax.train.run_config import validate_pretrain_config
+from biomed_jax.train.state import abstract_train_state, state_shardings
+from biomed_jax.train.steps import make_train_step
+
+GIB = 1024 ** 3
+
+# HBM per device (chip / GPU) in GiB, as the vendors state it. A v4 / v5p chip is one JAX device
+# (megacore); an H100 / A100 is one device.
+ACCELERATOR_HBM_GIB = {
+    "tpu_v4": 32.0,
+    "tpu_v5e": 16.0,
+    "tpu_v5p": 95.0,
+    "tpu_v6e": 32.0,
+    "h100": 80.0,
+    "h200": 141.0,
+    "a100_40": 40.0,
+    "a100_80": 80.0,
+}
+
+# Below this fraction of free HBM a "fits" is called tight: the estimate is approximate and the
+# runtime needs some memory of its own (collective buffers, fragmentation, the host transfer of a batch).
+TIGHT_HEADROOM = 0.10
+
+# Every key the pretraining loader yields (biomed_jax/data/loader.py, synthetic_tokens.py): the
+# segment ids and positions of packed documents are always present, and the attention mask they build
+# is part of the step's memory.
+BATCH_DTYPES = {"inputs": jnp.int32, "targets": jnp.int32, "loss_mask": jnp.float32,
+                "positions": jnp.int32, "segment_ids": jnp.int32}
+
+
+def abstract_batch(batch_size: int, seq_len: int, mesh: jax.sharding.Mesh) -> dict[str, jax.ShapeDtypeStruct]:
+    """The global batch as ShapeDtypeStructs, sharded over ('data', 'fsdp') like the real batches."""
+    sharding = shd.batch_sharding(mesh, 2)
+    return {k: jax.ShapeDtypeStruct((batch_size, seq_len), dtype, sharding=sharding)
+            for k, dtype in BATCH_DTYPES.items()}
+
+
+def per_device_bytes(tree: Any) -> int:
+    """Bytes one device holds of a tree of sharded ShapeDtypeStructs (the largest shard of each leaf)."""
+    total = 0
+    for leaf in jax.tree.leaves(tree):
+        shape = leaf.sharding.shard_shape(leaf.shape) if leaf.sharding is not None else leaf.shape
+        total += math.prod(shape) * np.dtype(leaf.dtype).itemsize
+    return total
+
+
+def _accelerator_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of cfg with model.dtype 'auto' resolved as on a GPU/TPU (bfloat16), not as on the CPU
+    doing the compiling (float32): the check is for the accelerator's run."""
+    cfg = copy.deepcopy(cfg)
+    with cfg.unlocked():
+        if cfg.model.dtype == "auto":
+            cfg.model.dtype = "bfloat16"
+    return cfg
+
+
+def compile_train_step(cfg: ml_collections.ConfigDict, devices: list | None = None) -> dict:
+    """Lowers and compiles the pretraining train step of `cfg` from abstract shapes; returns its report.
+
+    Built exactly as biomed_jax/train/loop.py builds it (config validation, mesh, sharding rules,
+    optimizer, state shardings, microbatched step with the state donated), so a config that compiles
+    here compiles there. `devices` defaults to all of jax.devices(). Raises ValueError naming the
+    config field when the config is inconsistent (e.g. a batch the mesh's batch shards do not divide).
+
+    Returned bytes are per device: argument (state + batch shard), output, alias (outputs written
+    into donated inputs), temp (activations, gradients, collectives' buffers) and generated code.
+    peak_bytes = argument + output - alias + temp, the most the step holds at once.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    cfg = _accelerator_config(cfg)
+    model_cfg = validate_pretrain_config(cfg, len(devices))
+    mesh = shd.make_mesh(cfg.mesh, devices)
+    rules = shd.rules_dict()
+    train = cfg.train
+    tx, schedule = optim.from_config(cfg.optim, train.steps)
+    shardings = state_shardings(model_cfg, tx, mesh, rules)
+    state = abstract_train_state(model_cfg, tx, shardings)  # ShapeDtypeStructs: nothing allocated
+    batch = abstract_batch(train.batch_size, train.seq_len, mesh)
+    graphdef, _ = graphdef_and_abstract_params(model_cfg)
+    step = make_train_step(graphdef, tx, schedule, mesh, rules, shardings, train.microbatches)
+
+    t0 = time.perf_counter()
+    lowered = step.lower(state, batch)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    t2 = time.perf_counter()
+
+    stats = compiled.memory_analysis()
+    if stats is None:
+        raise RuntimeError(f"the {jax.default_backend()} backend gives no memory analysis for compiled code")
+    memory = {
+        "argument_bytes": int(stats.argument_size_in_bytes),
+        "output_bytes": int(stats.output_size_in_bytes),
+        "alias_bytes": int(stats.alias_size_in_bytes),
+        "temp_bytes": int(stats.temp_size_in_bytes),
+        "generated_code_bytes": int(stats.generated_code_size_in_bytes),
+    }
+    memory["peak_bytes"] = (memory["argument_bytes"] + memory["output_bytes"] - memory["alias_bytes"]
+                            + memory["temp_bytes"])
+    # XLA's own heap-simulated peak, where the backend computes one. XLA:CPU reports a figure close
+    # to the argument bytes alone (temporaries left out), so it is not reported there.
+    xla_peak = int(getattr(stats, "peak_memory_in_bytes", 0) or 0) if jax.default_backend() != "cpu" else 0
+    info = model_info(model_cfg, train.seq_len)
+    return {
+        "preset": cfg.get("preset"),
+        "backend": jax.default_backend(),
+        "n_devices": len(devices),
+        "mesh_shape": dict(mesh.shape),
+        "global_batch": train.batch_size,
+        "seq_len": train.seq_len,
+        "microbatches": train.microbatches,
+        "per_device_microbatch": train.batch_size // train.microbatches // (mesh.shape["data"] * mesh.shape["fsdp"]),
+        "n_params": info["n_params"],
+        "param_dtype": model_cfg.param_dtype,
+        "compute_dtype": model_cfg.dtype,
+        "remat": model_cfg.remat,
+        "attention": model_cfg.attention_impl,
+        "state_bytes_per_device": per_device_bytes(state),  # params + optimizer state, from shardings
+        "lower_seconds": round(t1 - t0, 2),
+        "compile_seconds": round(t2 - t1, 2),
+        **memory,
+        **({"xla_peak_bytes": xla_peak} if xla_peak else {}),
+    }
+
+
+def fit_verdict(peak_bytes: int, hbm_gib: float) -> dict:
+    """Whether `peak_bytes` per device fits `hbm_gib` of HBM, with the headroom and a one-line note."""
+    hbm = hbm_gib * GIB
+    headroom = hbm - peak_bytes
+    fraction = headroom / hbm if hbm > 0 else -math.inf
+    fits = headroom >= 0
+    if not fits:
+        note = (f"does not fit: {-headroom / GIB:.2f} GiB over; shard more (more devices in mesh.fsdp), "
+                "raise train.microbatches or rematerialise more (model.remat)")
+    elif fraction < TIGHT_HEADROOM:
+        note = (f"fits, but tight: {headroom / GIB:.2f} GiB ({fraction:.0%}) free; the CPU estimate is "
+                "approximate and the runtime needs some memory of its own")
+    else:
+        note = f"fits with {headroom / GIB:.2f} GiB ({fraction:.0%}) headroom"
+    return {"hbm_gib": hbm_gib, "fits": fits, "headroom_gib": round(headroom / GIB, 3), "note": note}
