@@ -201,9 +201,20 @@ def test_mcq_classifier_learns_and_writes_its_run(toy_root, tmp_path):
     assert os.path.isfile(os.path.join(workdir, "best", "tokenizer.json"))
 
 
+def _save_random_base(directory: str, tokenizer_path: str) -> None:
+    """A run directory holding a random tiny decoder, as a base to fine-tune from."""
+    from biomed_jax.adapt.finetune import save_plain
+    from biomed_jax.models.decoder import init_params
+
+    cfg = ModelConfig.from_dict(model_preset("tiny")).replace(vocab_size=512)
+    save_plain(directory, 0, {"params": init_params(cfg, jax.random.key(3))}, {"model": cfg.to_dict()},
+               tokenizer_path)
+
+
 def test_int8_lora_sft_from_the_command_line_saves_adapters_and_a_merged_model(toy_root, tmp_path):
-    workdir = str(tmp_path / "sft")
-    args = [f"--config.data_root={toy_root}", f"--config.tokenizer={toy_root}/tokenizer.json",
+    base, workdir = str(tmp_path / "base"), str(tmp_path / "sft")
+    _save_random_base(base, f"{toy_root}/tokenizer.json")
+    args = [f"--config.data_root={toy_root}", f"--config.init_checkpoint={base}",
             "--config.sft.instructions=medalpaca/toy.json", "--config.max_len=48",
             "--config.train.batch_size=16", "--config.train.eval_batch_size=16", "--config.optim.learning_rate=3e-3",
             "--config.optim.warmup_steps=5", "--config.task.limit=128", "--config.method=int8_lora"]
@@ -215,10 +226,17 @@ def test_int8_lora_sft_from_the_command_line_saves_adapters_and_a_merged_model(t
     losses = [json.loads(line)["train_loss"] for line in open(os.path.join(workdir, "metrics.jsonl"))
               if "train_loss" in line]
     assert losses[-1] < losses[0]
-    assert os.path.isdir(os.path.join(workdir, "adapter", "checkpoints"))
-    _, params, _ = load_params(os.path.join(workdir, "best", "checkpoints"))
-    q_proj = params["blocks"][0]["attn"]["q_proj"]
+    _, best, _ = load_params(os.path.join(workdir, "best", "checkpoints"))
+    q_proj = best["blocks"][0]["attn"]["q_proj"]
     assert set(q_proj) == {"kernel", "bias"} and q_proj["kernel"].dtype == jnp.float32
+
+    # The adapters alone, applied to the base again (int8-quantized again) and merged, give best/.
+    run_cli("experiments.merge_adapter", f"--adapter={workdir}/adapter", f"--workdir={tmp_path}/merged", devices=8)
+    _, merged, _ = load_params(os.path.join(tmp_path, "merged", "checkpoints"))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), merged, best)
+    _, base_params, _ = load_params(os.path.join(base, "checkpoints"))
+    assert not np.allclose(merged["blocks"][0]["attn"]["q_proj"]["kernel"],
+                           base_params["blocks"]["attn"]["q_proj"]["kernel"][0], atol=1e-4)  # base is stacked
 
     # A rerun with more epochs resumes after the saved epochs instead of starting over.
     run_cli("experiments.finetune_sft", "--config=configs/finetune_sft.py:synthetic", f"--workdir={workdir}",

@@ -225,7 +225,7 @@ def example_inputs(kind: str, arrays: Mapping[str, np.ndarray]) -> tuple:
     return (jnp.asarray(arrays["tokens"][:1]), jnp.asarray(arrays["lengths"][:1]))
 
 
-def _on_mesh(tree: Any, mesh) -> Any:
+def on_mesh(tree: Any, mesh) -> Any:
     """Arrays not yet placed on `mesh` (a fresh head, eager-quantized weights) replicated onto it."""
     replicated = shd.replicated(mesh)
 
@@ -304,7 +304,7 @@ def evaluate_split(eval_step, params, rng_state, frozen, arrays, batch_size: int
 # --- the run -------------------------------------------------------------------------------------------
 
 
-def _save_plain(directory: str, step: int, params: dict, meta: dict, tokenizer_path: str) -> None:
+def save_plain(directory: str, step: int, params: dict, meta: dict, tokenizer_path: str) -> None:
     """A run directory holding `params` (decoder under 'params', a head under 'head') and the tokenizer."""
     tmp = directory + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -343,8 +343,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, kind: str) -> dict:
     if settings.dropout and cfg.method != "full":
         model.set_attributes(qwix_rngs=nnx.Rngs(dropout=cfg.train.seed + 1))
     graphdef, trainable, rng_state, frozen = nnx.split(model, trainable_filter(cfg.method), nnx.RngState, ...)
-    trainable = _on_mesh(nnx.to_pure_dict(trainable), mesh)
-    frozen, rng_state = _on_mesh(frozen, mesh), _on_mesh(rng_state, mesh)
+    trainable = on_mesh(nnx.to_pure_dict(trainable), mesh)
+    frozen, rng_state = on_mesh(frozen, mesh), on_mesh(rng_state, mesh)
     n_trainable = sum(x.size for x in jax.tree.leaves(trainable))
     n_total = sum(x.size for x in jax.tree.leaves(nnx.state(plain, nnx.Param)))
 
@@ -357,7 +357,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, kind: str) -> dict:
     optim_cfg = dict(cfg.optim)
     optim_cfg["warmup_steps"] = min(optim_cfg["warmup_steps"], total)
     tx, schedule = optim.from_config(optim_cfg, total)
-    opt_state = _on_mesh(jax.jit(tx.init)(trainable), mesh)
+    opt_state = on_mesh(jax.jit(tx.init)(trainable), mesh)
     step = jax.device_put(jnp.zeros((), jnp.int32), shd.replicated(mesh))
     train_step, eval_step = make_steps(kind, graphdef, tx, schedule, mesh, rules)
 
@@ -427,6 +427,6 @@ def _save_best(workdir: str, kind: str, method: str, settings: LoraSettings, mod
     """best/: merged plain params (a checkpoint any biomed_jax tool reads); adapter/: the trainable part."""
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param)) if method == "full" else merge_lora(model, settings)
     saved = {"params": params} if kind == "sft" else {"params": params["decoder"], "head": params["head"]}
-    _save_plain(os.path.join(workdir, "best"), step, saved, meta, tokenizer_path)
+    save_plain(os.path.join(workdir, "best"), step, saved, meta, tokenizer_path)
     if method != "full":
-        _save_plain(os.path.join(workdir, "adapter"), step, {"adapter": trainable}, meta, tokenizer_path)
+        save_plain(os.path.join(workdir, "adapter"), step, {"adapter": trainable}, meta, tokenizer_path)
