@@ -4,6 +4,12 @@ last token, softmax over the options.
     python -m experiments.finetune_mcq --config=configs/finetune_mcq.py:<preset> --workdir=DIR \
         --config.init_checkpoint=RUN_DIR [--config.method=lora ...]
 
+Heads (`--config.head`):
+  last_token     BioMedLM's: a linear layer on the final hidden state of each (question, option) text
+  option_loglik  no new parameters: an option's score is its log-likelihood through the LM head after the
+                 text before {option}; fine-tuned with the same softmax over options. Small models keep
+                 their knowledge in next-token predictions, where this head can reach it (see README).
+
 Presets: synthetic (the embedded world's MedQA-style questions), medqa, medmcqa, mmlu (MMLU-medical,
 dev = MMLU's dev split). Real-data presets read data_root/<task path> in the released layouts.
 """
@@ -21,6 +27,7 @@ def get_config(preset: str = "synthetic"):
         raise ValueError(f"unknown preset {preset!r} for configs/finetune_mcq.py; choose one of {list(PRESETS)}")
     cfg = base_config(synthetic=preset == "synthetic")
     cfg.preset = preset
+    cfg.head = "last_token"
     cfg.task = {
         "synthetic": task("medqa", "medqa", MCQ_TEMPLATE),
         "medqa": task("medqa", "medqa", MCQ_TEMPLATE),

@@ -4,8 +4,8 @@ full fine-tuning, LoRA, or LoRA over an int8 (MedAlpaca's "8-bit LoRA") or nf4 f
     python -m experiments.finetune_sft --config=configs/finetune_sft.py:<preset> --workdir=DIR \
         --config.init_checkpoint=RUN_DIR --config.method=full|lora|int8_lora|nf4_lora
 
-Dev/test accuracy after every epoch: the task's questions as instruction prompts, scored by the next-token
-logit of each option's answer start (the letter the SFT data teaches to answer with).
+Dev/test accuracy after every epoch: the task's questions as instruction prompts; the option whose response
+(answer_template, the form the SFT data teaches) has the highest log-likelihood is the prediction.
 
 Presets:
   synthetic   the world's Medical Meadow-style pairs plus its MedQA train questions as instructions
@@ -36,11 +36,18 @@ def get_config(preset: str = "synthetic"):
         benchmark_train=preset != "medalpaca",     # add the task's train questions as instructions
         style="meditron" if preset == "meditron" else "medalpaca",   # biomed_jax.adapt.data.SFT_TEMPLATES
         instruction=MCQ_INSTRUCTION,
+        input_template="{question}\n{options}",      # a benchmark question as an instruction's input
         answer_template="{answer_letter}: {answer_text}",
         pack=True,                                 # several examples per row (segment ids keep them apart)
     ))
     if preset == "synthetic":
-        cfg.max_len = 160
+        # The mini model has read abstracts, not chat transcripts: plain "Question: ... Answer:" text, the
+        # question without its options, answered with the option's text (scored by log-likelihood).
+        cfg.sft.style = "qa"
+        cfg.sft.instruction = "Answer the question."
+        cfg.sft.input_template = "{question}"
+        cfg.sft.answer_template = " {answer_text}"
+        cfg.max_len = 128
         cfg.train.batch_size = 16
     if preset == "medalpaca":
         cfg.task.train_split = "dev"              # unused for training (benchmark_train=False)

@@ -119,11 +119,15 @@ def test_sft_loss_covers_only_the_response_and_packing_keeps_examples_apart(toke
         sorted(unpacked["targets"][unpacked["loss_mask"] == 1].tolist())
 
 
-def test_letter_prompts_score_the_first_token_of_each_answer(tokenizer):
-    arrays, _ = adapt_data.encode_letter_prompts([_question(3, answer=2)], tokenizer, "meditron", 128)
-    starts = [tokenizer.decode([int(i)]) for i in arrays["answer_ids"][0]]
-    assert [s.strip()[0] for s in starts] == ["A", "B", "C"]
-    assert arrays["labels"].tolist() == [2]
+def test_sft_accuracy_scores_each_options_full_response(tokenizer):
+    arrays, _ = adapt_data.encode_answer_choices([_question(3, answer=2)], tokenizer, "meditron", 256)
+    for col, word in enumerate(["alpha", "bravo", "charlie"]):
+        response = arrays["targets"][0, col][arrays["response_mask"][0, col]].tolist()
+        assert tokenizer.decode(response) == f"{'ABC'[col]}: {word}"
+        # inputs are targets shifted right: the response is predicted from the prompt before it
+        n = int(np.argmax(arrays["response_mask"][0, col]))
+        assert arrays["inputs"][0, col, n + 1] == arrays["targets"][0, col, n]
+    assert arrays["labels"].tolist() == [2] and arrays["option_mask"].tolist() == [[True, True, True]]
 
 
 def _tiny_classifier(scan_layers=False, remat="none"):
@@ -264,3 +268,15 @@ def test_memory_report_counts_adapters_and_quantized_bytes_exactly():
     # The 1-and-2-layer extrapolation equals tracing all three layers.
     direct = _report_for(cfg.replace(scan_layers=False, remat="none"), "int8_lora", settings)
     assert {k: int8[k] for k in direct} == direct
+
+
+def test_option_loglik_scores_each_option_as_a_continuation(tokenizer):
+    arrays, _ = adapt_data.encode_option_continuations([_question(3, answer=1), _question(2)], tokenizer,
+                                                       "Question: {question}\nAnswer: {option}", 64)
+    assert arrays["inputs"].shape == (2, 3, 64)
+    for col, word in enumerate(["alpha", "bravo", "charlie"]):
+        continuation = arrays["targets"][0, col][arrays["response_mask"][0, col]].tolist()
+        assert tokenizer.decode(continuation) == f" {word}"
+    assert arrays["option_mask"].tolist() == [[True, True, True], [True, True, False]]
+    with pytest.raises(ValueError, match="exactly one"):
+        adapt_data.encode_option_continuations([_question(2)], tokenizer, "{question}", 64)

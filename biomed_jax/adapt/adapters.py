@@ -37,7 +37,7 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
     `base_dir` defaults to the run's init_checkpoint; any run directory with the same architecture works
     (an int8/nf4 base is quantized again, deterministically, exactly as in training).
     """
-    from biomed_jax.adapt.finetune import build_model, on_mesh
+    from biomed_jax.adapt.finetune import LM_KINDS, build_model, on_mesh
 
     step, meta = read_adapter_meta(adapter_dir)
     base_dir = base_dir or meta["init_checkpoint"]
@@ -51,7 +51,7 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
         params, model_cfg = unstack_layers(params), model_cfg.replace(scan_layers=False)
     model_cfg = model_cfg.replace(remat=meta["model"]["remat"])
     plain = build_model(meta["kind"], model_cfg, params, meta["n_outputs"], seed=0)
-    inputs = (jnp.zeros((1, 8), jnp.int32),) if meta["kind"] == "sft" else \
+    inputs = (jnp.zeros((1, 8), jnp.int32),) if meta["kind"] in LM_KINDS else \
         (jnp.zeros((1, 1, 8), jnp.int32), jnp.full((1, 1), 8, jnp.int32))
     model = apply_lora(plain, meta["method"], LoraSettings(**meta["lora"]), inputs)
     graphdef, trainable, rest = nnx.split(model, trainable_filter(meta["method"]), ...)
@@ -71,11 +71,11 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
 def merge_adapter(adapter_dir: str, out_dir: str, base_dir: str = "") -> str:
     """Writes OUT_DIR as a plain run directory (adapters merged into the base): the input of
     experiments.evaluate / generate / convert --direction=jax_to_hf."""
-    from biomed_jax.adapt.finetune import save_plain
+    from biomed_jax.adapt.finetune import LM_KINDS, save_plain
 
     model, meta = load_adapted(adapter_dir, base_dir)
     params = merge_lora(model, LoraSettings(**meta["lora"]))
-    saved: dict[str, Any] = {"params": params} if meta["kind"] == "sft" else \
+    saved: dict[str, Any] = {"params": params} if meta["kind"] in LM_KINDS else \
         {"params": params["decoder"], "head": params["head"]}
     step, _ = read_adapter_meta(adapter_dir)
     save_plain(out_dir, step, saved, dict(meta, merged_from=os.path.abspath(adapter_dir)),

@@ -30,6 +30,10 @@ SFT_TEMPLATES = {
                            "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"),
     "meditron": ("<|im_start|>system\n{instruction}<|im_end|>\n<|im_start|>user\n{input}<|im_end|>\n"
                  "<|im_start|>assistant\n"),
+    # Alpaca's sections without the preamble: for small models with a short context (the quickstart's).
+    "compact": "### Instruction:\n{instruction}\n### Input:\n{input}\n### Response:\n",
+    # Plain question-answer text, the closest to what a small model pretrained on abstracts has read.
+    "qa": "{instruction}\nQuestion: {input}\nAnswer:",
 }
 MCQ_INSTRUCTION = "Answer the following multiple choice question. Reply with the letter of the right option."
 
@@ -93,6 +97,49 @@ def encode_choices(questions: Sequence[MCQuestion], tokenizer, template: str, ma
         labels[row] = q.answer
         report.examples += 1
     return dict(tokens=tokens, lengths=lengths, option_mask=mask, labels=labels), report
+
+
+def encode_option_continuations(questions: Sequence[MCQuestion], tokenizer, template: str, max_len: int,
+                                n_options: int | None = None, what: str = "split") -> tuple[dict, EncodeReport]:
+    """Multiple choice scored by the LM head: the text before {option} in `template` is the prompt, the
+    rest (with the option filled in) the continuation whose log-likelihood is the option's score.
+
+    {inputs, targets, response_mask (n, K, max_len), option_mask (n, K), labels (n,)}.
+    """
+    _check_nonempty(questions, what)
+    if template.count("{option}") != 1:
+        raise ValueError(f"an option_loglik template needs exactly one {{option}}, got {template!r}")
+    prefix, suffix = template.split("{option}")
+    width = max(len(q.options) for q in questions)
+    if n_options is not None:
+        if n_options < width:
+            raise ValueError(f"{what} has a question with {width} options, more than n_options={n_options}")
+        width = n_options
+    report = EncodeReport()
+    n = len(questions)
+    arrays = dict(inputs=np.zeros((n, width, max_len), np.int32), targets=np.zeros((n, width, max_len), np.int32),
+                  response_mask=np.zeros((n, width, max_len), bool), option_mask=np.zeros((n, width), bool),
+                  labels=np.zeros((n,), np.int32))
+    for row, q in enumerate(questions):
+        prompt = _encode(tokenizer, render(prefix.rstrip(" "), q))
+        space = " " if prefix.endswith(" ") else ""
+        for col, option in enumerate(q.options):
+            continuation = tokenizer.encode(space + option + render(suffix, q), add_special_tokens=False).ids
+            _fill_continuation(arrays, row, col, prompt, continuation, max_len, report)
+        arrays["labels"][row] = q.answer
+        report.examples += 1
+    return arrays, report
+
+
+def _fill_continuation(arrays: dict, row: int, col: int, prompt: list[int], continuation: list[int],
+                       max_len: int, report: EncodeReport) -> None:
+    """Writes prompt + continuation as shifted (inputs, targets) with the continuation's targets masked in."""
+    ids = _left_fit(prompt + continuation, max_len + 1, report)
+    weights = ([0] * len(prompt) + [1] * len(continuation))[-len(ids):]
+    arrays["inputs"][row, col, :len(ids) - 1] = ids[:-1]
+    arrays["targets"][row, col, :len(ids) - 1] = ids[1:]
+    arrays["response_mask"][row, col, :len(ids) - 1] = np.asarray(weights[1:], bool)
+    arrays["option_mask"][row, col] = True
 
 
 def encode_classes(questions: Sequence[MCQuestion], tokenizer, template: str, max_len: int,
@@ -162,11 +209,13 @@ def load_instructions(path: str, limit: int = 0) -> tuple[list[dict], EncodeRepo
 
 
 def questions_as_instructions(questions: Sequence[MCQuestion], instruction: str = MCQ_INSTRUCTION,
-                              answer_template: str = "{answer_letter}: {answer_text}") -> list[dict]:
-    """Benchmark train questions rendered as instructions (MEDITRON's SFT on MedQA/MedMCQA/PubMedQA)."""
+                              answer_template: str = "{answer_letter}: {answer_text}",
+                              input_template: str = "{question}\n{options}") -> list[dict]:
+    """Benchmark train questions rendered as instructions (MEDITRON's SFT on MedQA/MedMCQA/PubMedQA); a
+    question's context, if any, comes first."""
     out = []
     for q in questions:
-        body = render("{question}\n{options}", q)
+        body = render(input_template, q)
         if q.context:
             body = f"{q.context}\n\n{body}"
         out.append({"instruction": instruction, "input": body, "output": render(answer_template, q)})
@@ -210,30 +259,30 @@ def encode_instructions(examples: Sequence[Mapping[str, str]], tokenizer, style:
     return out, report
 
 
-def encode_letter_prompts(questions: Sequence[MCQuestion], tokenizer, style: str, max_len: int,
+def encode_answer_choices(questions: Sequence[MCQuestion], tokenizer, style: str, max_len: int,
                           instruction: str = MCQ_INSTRUCTION,
-                          answer_template: str = "{answer_letter}: {answer_text}") -> tuple[dict, EncodeReport]:
-    """Accuracy of an instruction-tuned model: the question as an SFT prompt; each option's score is the
-    next-token logit of the first token its answer would start with (as trained by questions_as_instructions).
+                          answer_template: str = "{answer_letter}: {answer_text}",
+                          input_template: str = "{question}\n{options}") -> tuple[dict, EncodeReport]:
+    """Accuracy of an instruction-tuned model: each option's score is the log-likelihood of the response
+    it would be (answer_template, as questions_as_instructions trains it) after the question's prompt.
 
-    {tokens (n, max_len), lengths (n,), answer_ids (n, K), option_mask (n, K), labels (n,)}.
+    {inputs, targets, response_mask (n, K, max_len), option_mask (n, K), labels (n,)}; a row keeps its
+    end (the response) when it is too long.
     """
     _check_nonempty(questions, "the evaluation split")
     report = EncodeReport()
     width = max(len(q.options) for q in questions)
     n = len(questions)
-    arrays = dict(tokens=np.zeros((n, max_len), np.int32), lengths=np.ones((n,), np.int32),
-                  answer_ids=np.zeros((n, width), np.int32), option_mask=np.zeros((n, width), bool),
+    arrays = dict(inputs=np.zeros((n, width, max_len), np.int32), targets=np.zeros((n, width, max_len), np.int32),
+                  response_mask=np.zeros((n, width, max_len), bool), option_mask=np.zeros((n, width), bool),
                   labels=np.zeros((n,), np.int32))
-    for row, (q, example) in enumerate(zip(questions, questions_as_instructions(questions, instruction,
-                                                                                 answer_template))):
-        ids = _left_fit(_encode(tokenizer, render_instruction(style, example)), max_len, report)
-        arrays["tokens"][row, :len(ids)] = ids
-        arrays["lengths"][row] = len(ids)
+    examples = questions_as_instructions(questions, instruction, answer_template, input_template)
+    for row, (q, example) in enumerate(zip(questions, examples)):
+        prompt = _encode(tokenizer, render_instruction(style, example))
         for col in range(len(q.options)):
-            answer = render(answer_template, dataclasses.replace(q, answer=col))
-            arrays["answer_ids"][row, col] = tokenizer.encode(answer, add_special_tokens=False).ids[0]
-            arrays["option_mask"][row, col] = True
+            response = tokenizer.encode(render(answer_template, dataclasses.replace(q, answer=col)),
+                                        add_special_tokens=False).ids
+            _fill_continuation(arrays, row, col, prompt, response, max_len, report)
         arrays["labels"][row] = q.answer
         report.examples += 1
     return arrays, report

@@ -43,6 +43,9 @@ from biomed_jax.train.metrics import MetricsLogger
 from biomed_jax.train.run_config import write_config_json
 
 KINDS = ("mcq", "seqcls", "sft")
+HEADS = ("last_token", "option_loglik")
+# Runs whose model is the decoder alone (scored through its LM head), not a Classifier.
+LM_KINDS = ("sft", "mcq_loglik")
 _TOKENIZER_FILE = "tokenizer.json"
 
 
@@ -53,6 +56,8 @@ def validate(cfg: ml_collections.ConfigDict, kind: str, n_devices: int) -> None:
     if kind not in KINDS:
         raise ValueError(f"fine-tuning kind must be one of {list(KINDS)}, got {kind!r}")
     check_method(cfg.method)
+    if cfg.get("head", "last_token") not in HEADS:
+        raise ValueError(f"head must be one of {list(HEADS)}, got {cfg.head!r}")
     for field in ("epochs", "batch_size"):
         if int(cfg.train[field]) < 1:
             raise ValueError(f"train.{field} must be >= 1, got {cfg.train[field]}")
@@ -128,11 +133,14 @@ def encode_task(cfg, kind: str, tokenizer, eos_id: int, splits: dict[str, list],
     """{split: arrays} plus 'reports' and 'chance' (the accuracy of guessing)."""
     task, max_len = cfg.task, cfg.max_len
     out: dict[str, Any] = {"reports": {}}
-    if kind == "mcq":
+    if kind in ("mcq", "mcq_loglik"):
         width = max(len(q.options) for qs in splits.values() for q in qs)
         for name, qs in splits.items():
-            if qs:
+            if qs and kind == "mcq":
                 out[name], out["reports"][name] = adapt_data.encode_choices(
+                    qs, tokenizer, task.template, max_len, width, what=f"{task.kind} {name}")
+            elif qs:
+                out[name], out["reports"][name] = adapt_data.encode_option_continuations(
                     qs, tokenizer, task.template, max_len, width, what=f"{task.kind} {name}")
         out["n_outputs"] = 1
     elif kind == "seqcls":
@@ -150,14 +158,15 @@ def encode_task(cfg, kind: str, tokenizer, eos_id: int, splits: dict[str, list],
             examples += records
         if cfg.sft.benchmark_train:
             examples += adapt_data.questions_as_instructions(splits["train"], cfg.sft.instruction,
-                                                             cfg.sft.answer_template)
+                                                             cfg.sft.answer_template, cfg.sft.input_template)
         encoded, report = adapt_data.encode_instructions(examples, tokenizer, cfg.sft.style, max_len, eos_id)
         out["reports"]["train"] = report.to_dict()
         out["train"] = adapt_data.sft_rows(encoded, max_len, cfg.sft.pack)
         for name in ("dev", "test"):
             if splits[name]:
-                out[name], out["reports"][name] = adapt_data.encode_letter_prompts(
-                    splits[name], tokenizer, cfg.sft.style, max_len, cfg.sft.instruction, cfg.sft.answer_template)
+                out[name], out["reports"][name] = adapt_data.encode_answer_choices(
+                    splits[name], tokenizer, cfg.sft.style, max_len, cfg.sft.instruction, cfg.sft.answer_template,
+                    cfg.sft.input_template)
     for name in ("train", "dev", "test"):
         if name in out and hasattr(out["reports"].get(name), "to_dict"):
             out["reports"][name] = out["reports"][name].to_dict()
@@ -214,14 +223,14 @@ def load_base(cfg, mesh, rules) -> tuple[ModelConfig, dict, Any, str]:
 def build_model(kind: str, model_cfg: ModelConfig, params: dict, n_outputs: int, seed: int) -> nnx.Module:
     graphdef, _ = nnx.split(abstract_model(model_cfg))
     decoder = nnx.merge(graphdef, params)
-    if kind == "sft":
+    if kind in LM_KINDS:
         return decoder
     return Classifier(decoder, n_outputs, rngs=nnx.Rngs(seed))
 
 
 def example_inputs(kind: str, arrays: Mapping[str, np.ndarray]) -> tuple:
-    if kind == "sft":
-        return (jnp.asarray(arrays["inputs"][:1]),)
+    if kind in LM_KINDS:
+        return (jnp.asarray(arrays["inputs"].reshape(-1, arrays["inputs"].shape[-1])[:1]),)
     return (jnp.asarray(arrays["tokens"][:1]), jnp.asarray(arrays["lengths"][:1]))
 
 
@@ -244,16 +253,18 @@ def on_mesh(tree: Any, mesh) -> Any:
 def batch_loss(kind: str, model: nnx.Module, batch: Mapping[str, jax.Array]):
     """(weighted loss sum, weight sum, correct count) of one batch; eval padding rows have weight 0."""
     weight = batch["weight"].astype(jnp.float32)
-    if kind == "sft" and "inputs" in batch:
+    if "loss_mask" in batch:   # SFT rows: token cross-entropy on responses
         logits = model(batch["inputs"], batch["positions"], batch["segment_ids"])
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
         w = batch["loss_mask"].astype(jnp.float32) * weight[:, None]
         return jnp.sum(losses * w), jnp.sum(w), jnp.zeros((), jnp.float32)
-    if kind == "sft":   # letter prompts: next-token logits over each option's answer token
+    if "response_mask" in batch:   # each option's log-likelihood as the continuation of its prompt
+        shape = batch["inputs"].shape
         # Through __call__, the method qwix rewrites (hidden_states alone would skip the adapters).
-        logits = model(batch["tokens"])
-        last = jnp.take_along_axis(logits, (batch["lengths"] - 1)[:, None, None], axis=1)[:, 0]
-        scores = jnp.take_along_axis(last, batch["answer_ids"], axis=1)
+        logits = model(batch["inputs"].reshape(-1, shape[-1]))
+        token_logprobs = -optax.softmax_cross_entropy_with_integer_labels(
+            logits, batch["targets"].reshape(-1, shape[-1]))
+        scores = jnp.sum(token_logprobs.reshape(shape) * batch["response_mask"], axis=-1)
         scores = jnp.where(batch["option_mask"], scores, jnp.finfo(jnp.float32).min)
     elif kind == "mcq":
         scores = option_scores(model, batch["tokens"], batch["lengths"], batch["option_mask"])
@@ -321,6 +332,8 @@ def save_plain(directory: str, step: int, params: dict, meta: dict, tokenizer_pa
 def run(cfg: ml_collections.ConfigDict, workdir: str, kind: str) -> dict:
     """Fine-tunes per `cfg` into `workdir`; returns the results dict (also written to results.json)."""
     validate(cfg, kind, jax.device_count())
+    if kind == "mcq" and cfg.get("head", "last_token") == "option_loglik":
+        kind = "mcq_loglik"
     os.makedirs(workdir, exist_ok=True)
     write_config_json(cfg, workdir)
     mesh = shd.make_mesh(dict(cfg.mesh))
@@ -426,7 +439,7 @@ def _save_best(workdir: str, kind: str, method: str, settings: LoraSettings, mod
                step: int, meta: dict, tokenizer_path: str) -> None:
     """best/: merged plain params (a checkpoint any biomed_jax tool reads); adapter/: the trainable part."""
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param)) if method == "full" else merge_lora(model, settings)
-    saved = {"params": params} if kind == "sft" else {"params": params["decoder"], "head": params["head"]}
+    saved = {"params": params} if kind in LM_KINDS else {"params": params["decoder"], "head": params["head"]}
     save_plain(os.path.join(workdir, "best"), step, saved, meta, tokenizer_path)
     if method != "full":
         save_plain(os.path.join(workdir, "adapter"), step, {"adapter": trainable}, meta, tokenizer_path)
