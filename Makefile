@@ -23,8 +23,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 quickstart: setup
-	$(BIN)/python -m experiments.pretrain --config=configs/pretrain.py:tiny --workdir=$(WORKDIR) \
-		--config.train.steps=100
+	$(BIN)/python -m experiments.quickstart --workdir=$(WORKDIR)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache *.egg-info

@@ -31,5 +31,5 @@ def get_config(preset: str = "synthetic"):
                        dev_fraction=0.1, test_fraction=0.1, classes=("yes", "no")),
     }[preset]
     if preset == "synthetic":
-        cfg.max_len = 192
+        cfg.max_len = 128   # the mini model's pretraining length; longer contexts lose their start
     return cfg

@@ -14,42 +14,15 @@ Then `python -m experiments.pretrain --config=configs/pretrain.py:tiny --config.
 
 from __future__ import annotations
 
-import glob
-import json
-import os
-import shutil
-
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from biomed_jax.data import token_dataset
-from biomed_jax.data.corpus import check_data_config, clean_corpus
-from biomed_jax.data.tokenizer import build_or_load
+from biomed_jax.data.prepare import prepare
 from biomed_jax.logs import quiet_library_logs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Data config and preset, e.g. configs/data.py:synthetic",
                                           lock_config=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the dataset (and its work files) are written.")
-
-
-def prepare(cfg, data_dir: str) -> token_dataset.TokenDataset:
-    """Runs every stage not yet done; returns the finished dataset."""
-    check_data_config(cfg)
-    path = token_dataset.dataset_dir(data_dir, cfg.name)
-    if os.path.exists(os.path.join(path, "dataset_info.json")):
-        print(f"dataset already prepared: {path} (delete it to rebuild)")
-        return token_dataset.TokenDataset(data_dir, cfg.name)
-    work_dir = os.path.join(data_dir, "biomed_work", cfg.name)
-    corpus = clean_corpus(cfg, work_dir, progress=True)
-    filters = corpus.report["filters"]["total"]
-    print(f"clean: kept {filters['kept']} of {filters['seen']} documents "
-          f"({json.dumps({k: v for k, v in filters.items() if k not in ('seen', 'kept')})}); "
-          f"report: {corpus.directory}/clean_report.json")
-    tokenizer, tokenizer_path, _ = build_or_load(cfg, corpus, os.path.join(work_dir, "tokenizer"))
-    for stale in glob.glob(os.path.join(os.path.dirname(path), "incomplete.*")):
-        logging.info("removing %s, left by an interrupted build", stale)
-        shutil.rmtree(stale, ignore_errors=True)
-    return token_dataset.build_token_dataset(cfg, corpus, tokenizer, tokenizer_path, data_dir)
 
 
 def main(argv):

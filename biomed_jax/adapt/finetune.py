@@ -29,6 +29,7 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
+from tqdm.auto import tqdm
 
 from biomed_jax import optim
 from biomed_jax import sharding as shd
@@ -393,12 +394,15 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, kind: str) -> dict:
     try:
         for epoch in range(start_epoch, epochs):
             t0 = time.time()
+            bar = tqdm(total=steps_per_epoch, desc=f"{kind} epoch {epoch + 1}/{epochs}", disable=None, leave=False)
             for i, batch in enumerate(adapt_data.train_batches(data["train"], batch_size, cfg.train.seed, epoch)):
                 batch["weight"] = np.ones((batch_size,), np.float32)
                 trainable, opt_state, step, rng_state, m = train_step(
                     trainable, opt_state, step, rng_state, frozen, _device_batch(batch, mesh))
+                bar.update(1)
                 if (i + 1) % cfg.train.log_every == 0 or i + 1 == steps_per_epoch:
                     metrics_log.write(int(step), {f"train_{k}": float(v) for k, v in m.items()})
+            bar.close()
             record = {"epoch": epoch + 1, "step": int(step), "train_seconds": round(time.time() - t0, 2)}
             for name in ("dev", "test"):
                 if name in data:
