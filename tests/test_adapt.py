@@ -146,7 +146,7 @@ def test_classifier_reads_the_last_real_token_and_masks_padded_options():
     assert a[1, 2] < -1e30 and bool(jnp.all(jnp.isfinite(a[0])))
 
 
-@pytest.mark.parametrize("method", ["lora", "int8_lora"])
+@pytest.mark.parametrize("method", ["lora", "int8_lora", "nf4_lora"])
 def test_lora_trains_only_adapters_and_merges_exactly(method):
     model = _tiny_classifier(remat="full")
     tokens = jax.random.randint(jax.random.key(1), (2, 3, 16), 0, 256)
@@ -158,9 +158,9 @@ def test_lora_trains_only_adapters_and_merges_exactly(method):
     names = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(trainable)[0]}
     assert all("_lora_" in n or "'head'" in n for n in names)
     assert any("'q_proj'" in n for n in names) and any("'down_proj'" in n for n in names)
-    if method == "int8_lora":
+    if method != "lora":
         kernel = frozen["decoder"]["blocks"][0]["attn"]["q_proj"]["kernel"]
-        assert jax.tree.leaves(kernel)[0].dtype == jnp.int8
+        assert jax.tree.leaves(kernel)[0].dtype == {"int8_lora": jnp.int8, "nf4_lora": jnp.uint4}[method]
 
     def loss(params):
         return jnp.mean(nnx.merge(graphdef, params, frozen)(tokens, lengths) ** 2)
