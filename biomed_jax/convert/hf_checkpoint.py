@@ -14,6 +14,7 @@ import shutil
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
@@ -93,6 +94,20 @@ def _read_param(folder: SafetensorsFolder, family: str, rule: W.Rule, expected: 
     return value
 
 
+def _stack_on_device(leaf, sharding, read_layer, n_layers: int) -> jax.Array:
+    """A stacked (layers, ...) parameter written layer by layer into one donated device buffer.
+
+    np.stack of the layers, a cast and a device_put would hold the parameter three times over (measured
+    1.53x the params at peak for a 1.1B model); this holds it once plus one layer.
+    """
+    buffer = jax.jit(lambda: jnp.zeros(leaf.shape, leaf.dtype), out_shardings=sharding)()
+    write = jax.jit(lambda buf, layer, i: jax.lax.dynamic_update_index_in_dim(buf, layer.astype(buf.dtype), i, 0),
+                    donate_argnums=0, out_shardings=sharding)
+    for i in range(n_layers):
+        buffer = write(buffer, read_layer(i), i)
+    return buffer
+
+
 def read_hf_params(folder: SafetensorsFolder, family: str, cfg: ModelConfig, mesh: Mesh, rules=None) -> dict:
     """Params for `cfg` (its scan_layers layout) placed with their sharding on `mesh`."""
     top_rules, layer_rules = W.rules_for(family, cfg)
@@ -115,13 +130,14 @@ def read_hf_params(folder: SafetensorsFolder, family: str, cfg: ModelConfig, mes
         put(rule[0], _read_param(folder, family, rule, _lookup(abstract, rule[0]).shape, None))
     for rule in layer_rules:
         if cfg.scan_layers:
-            leaf = _lookup(abstract["blocks"], rule[0])
-            # Filled layer by layer in the target dtype: np.stack of the layers and a cast afterwards
-            # would hold the parameter three times over (measured 1.53x params peak; now ~1.1x).
-            value = np.empty(leaf.shape, dtype=leaf.dtype)
-            for i in range(cfg.n_layers):
-                value[i] = _read_param(folder, family, rule, leaf.shape[1:], i)
-            put(("blocks",) + rule[0], value)
+            path = ("blocks",) + rule[0]
+            leaf = _lookup(abstract, path)
+            node = params
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = _stack_on_device(
+                leaf, _lookup(shardings, path),
+                lambda i, rule=rule, leaf=leaf: _read_param(folder, family, rule, leaf.shape[1:], i), cfg.n_layers)
         else:
             for i in range(cfg.n_layers):
                 put(("blocks", i) + rule[0], _read_param(folder, family, rule, _lookup(abstract["blocks"][i], rule[0]).shape, i))
