@@ -9,7 +9,8 @@ from biomed_jax.train.aot import compile_train_step, fit_verdict
 from helpers import run_cli, tiny_config
 
 # A short batch keeps the compile to seconds; the state (what the assertions check) is full size.
-GPT2 = ["--config=configs/pretrain.py:gpt2_125m", "--config.train.batch_size=8", "--config.train.seq_len=256"]
+GPT2 = ["--config=configs/pretrain.py:gpt2_125m", "--config.train.batch_size=8", "--config.train.seq_len=256",
+        "--config.train.microbatches=1"]
 GPT2_PARAMS = 124_439_808
 STATE_BYTES = 3 * 4 * GPT2_PARAMS  # float32 params + Adam mu and nu (float32)
 
@@ -62,6 +63,6 @@ def test_devices_flag_sets_the_simulated_mesh(gpt2):
 
 
 def test_batch_not_divisible_by_batch_shards_names_the_fields():
-    cfg = tiny_config("gpt2_125m", train={"batch_size": 12, "seq_len": 256})  # 12 rows over 8 devices
+    cfg = tiny_config("gpt2_125m", train={"batch_size": 12, "seq_len": 256, "microbatches": 1})  # 12 rows, 8 devices
     with pytest.raises(ValueError, match=r"train\.batch_size.*mesh\.data \* mesh\.fsdp = 8"):
         compile_train_step(cfg)
