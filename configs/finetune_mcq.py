@@ -27,7 +27,9 @@ def get_config(preset: str = "synthetic"):
         raise ValueError(f"unknown preset {preset!r} for configs/finetune_mcq.py; choose one of {list(PRESETS)}")
     cfg = base_config(synthetic=preset == "synthetic")
     cfg.preset = preset
-    cfg.head = "last_token"
+    # BioMedLM's head for real benchmarks; on the synthetic world the mini model's facts are in its
+    # next-token predictions, not linearly in its last hidden state, so the LM-head scorer (README).
+    cfg.head = "option_loglik" if preset == "synthetic" else "last_token"
     cfg.task = {
         "synthetic": task("medqa", "medqa", MCQ_TEMPLATE),
         "medqa": task("medqa", "medqa", MCQ_TEMPLATE),

@@ -25,7 +25,6 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.pretrain.checkpoint.every_steps = 100
     cfg.pretrain.train.eval_every = 100
     cfg.mcq = finetune_mcq.get_config("synthetic")
-    cfg.mcq.head = "option_loglik"
     cfg.mcq.train.epochs = 2
     cfg.mcq.max_len = 80          # the world's longest question + option is 71 tokens
     cfg.sft = finetune_sft.get_config("synthetic")

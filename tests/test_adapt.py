@@ -191,7 +191,7 @@ def test_lora_needs_an_unscanned_model_and_a_target_that_matches():
 
 def test_mcq_classifier_learns_and_writes_its_run(toy_root, tmp_path):
     workdir = str(tmp_path / "mcq")
-    results = run(toy_config("finetune_mcq", toy_root), workdir, "mcq")
+    results = run(toy_config("finetune_mcq", toy_root, head="last_token"), workdir, "mcq")
     assert results["chance"] == 0.25
     assert results["dev_accuracy"] >= 0.75, results["epochs"]
     assert results["trainable_params"] == results["total_params"]
