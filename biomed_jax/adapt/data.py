@@ -69,6 +69,22 @@ def _check_nonempty(questions: Sequence[Any], what: str) -> None:
         raise ValueError(f"{what} is empty: no examples to fine-tune or evaluate on (check the data path and split)")
 
 
+def _option_width(questions: Sequence[MCQuestion], n_options: int | None, what: str) -> int:
+    """K, the options axis: `n_options`, which must cover the question with the most options."""
+    width = max(len(q.options) for q in questions)
+    if n_options is not None:
+        if n_options < width:
+            raise ValueError(f"{what} has a question with {width} options, more than n_options={n_options}")
+        width = n_options
+    return width
+
+
+def _continuation_arrays(n: int, width: int, max_len: int) -> dict:
+    return dict(inputs=np.zeros((n, width, max_len), np.int32), targets=np.zeros((n, width, max_len), np.int32),
+                response_mask=np.zeros((n, width, max_len), bool), option_mask=np.zeros((n, width), bool),
+                labels=np.zeros((n,), np.int32))
+
+
 def encode_choices(questions: Sequence[MCQuestion], tokenizer, template: str, max_len: int,
                    n_options: int | None = None, what: str = "split") -> tuple[dict, EncodeReport]:
     """Multiple choice: {tokens (n, K, max_len), lengths (n, K), option_mask (n, K), labels (n,)}.
@@ -77,11 +93,7 @@ def encode_choices(questions: Sequence[MCQuestion], tokenizer, template: str, ma
     least the most options any question has) so train and dev batches share one shape.
     """
     _check_nonempty(questions, what)
-    width = max(len(q.options) for q in questions)
-    if n_options is not None:
-        if n_options < width:
-            raise ValueError(f"{what} has a question with {width} options, more than n_options={n_options}")
-        width = n_options
+    width = _option_width(questions, n_options, what)
     report = EncodeReport()
     n = len(questions)
     tokens = np.zeros((n, width, max_len), np.int32)
@@ -110,16 +122,10 @@ def encode_option_continuations(questions: Sequence[MCQuestion], tokenizer, temp
     if template.count("{option}") != 1:
         raise ValueError(f"an option_loglik template needs exactly one {{option}}, got {template!r}")
     prefix, suffix = template.split("{option}")
-    width = max(len(q.options) for q in questions)
-    if n_options is not None:
-        if n_options < width:
-            raise ValueError(f"{what} has a question with {width} options, more than n_options={n_options}")
-        width = n_options
+    width = _option_width(questions, n_options, what)
     report = EncodeReport()
     n = len(questions)
-    arrays = dict(inputs=np.zeros((n, width, max_len), np.int32), targets=np.zeros((n, width, max_len), np.int32),
-                  response_mask=np.zeros((n, width, max_len), bool), option_mask=np.zeros((n, width), bool),
-                  labels=np.zeros((n,), np.int32))
+    arrays = _continuation_arrays(n, width, max_len)
     for row, q in enumerate(questions):
         prompt = _encode(tokenizer, render(prefix.rstrip(" "), q))
         space = " " if prefix.endswith(" ") else ""
@@ -271,11 +277,9 @@ def encode_answer_choices(questions: Sequence[MCQuestion], tokenizer, style: str
     """
     _check_nonempty(questions, "the evaluation split")
     report = EncodeReport()
-    width = max(len(q.options) for q in questions)
+    width = _option_width(questions, None, "the evaluation split")
     n = len(questions)
-    arrays = dict(inputs=np.zeros((n, width, max_len), np.int32), targets=np.zeros((n, width, max_len), np.int32),
-                  response_mask=np.zeros((n, width, max_len), bool), option_mask=np.zeros((n, width), bool),
-                  labels=np.zeros((n,), np.int32))
+    arrays = _continuation_arrays(n, width, max_len)
     examples = questions_as_instructions(questions, instruction, answer_template, input_template)
     for row, (q, example) in enumerate(zip(questions, examples)):
         prompt = _encode(tokenizer, render_instruction(style, example))

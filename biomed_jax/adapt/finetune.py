@@ -155,22 +155,20 @@ def encode_task(cfg, kind: str, tokenizer, eos_id: int, splits: dict[str, list],
         examples = []
         for path in [p.strip() for p in str(cfg.sft.instructions).split(",") if p.strip()]:
             records, report = adapt_data.load_instructions(_resolve(path, root), limit=cfg.sft.limit)
-            out["reports"][f"instructions:{path}"] = report.to_dict()
+            out["reports"][f"instructions:{path}"] = report
             examples += records
         if cfg.sft.benchmark_train:
             examples += adapt_data.questions_as_instructions(splits["train"], cfg.sft.instruction,
                                                              cfg.sft.answer_template, cfg.sft.input_template)
         encoded, report = adapt_data.encode_instructions(examples, tokenizer, cfg.sft.style, max_len, eos_id)
-        out["reports"]["train"] = report.to_dict()
+        out["reports"]["train"] = report
         out["train"] = adapt_data.sft_rows(encoded, max_len, cfg.sft.pack)
         for name in ("dev", "test"):
             if splits[name]:
                 out[name], out["reports"][name] = adapt_data.encode_answer_choices(
                     splits[name], tokenizer, cfg.sft.style, max_len, cfg.sft.instruction, cfg.sft.answer_template,
                     cfg.sft.input_template)
-    for name in ("train", "dev", "test"):
-        if name in out and hasattr(out["reports"].get(name), "to_dict"):
-            out["reports"][name] = out["reports"][name].to_dict()
+    out["reports"] = {name: report.to_dict() for name, report in out["reports"].items()}
     if kind == "seqcls":
         out["chance"] = 1.0 / out["n_outputs"]
     else:
@@ -215,10 +213,22 @@ def load_base(cfg, mesh, rules) -> tuple[ModelConfig, dict, Any, str]:
                          f"model's vocab_size {model_cfg.vocab_size}")
     if cfg.remat:
         model_cfg = model_cfg.replace(remat=cfg.remat)
-    if cfg.method != "full" and model_cfg.scan_layers:
-        params = unstack_layers(params)
-        model_cfg = model_cfg.replace(scan_layers=False)
+    if cfg.method != "full":
+        model_cfg, params = unscanned(model_cfg, params)
     return model_cfg, params, (tokenizer, tokenizer_path), described
+
+
+def unscanned(model_cfg: ModelConfig, params: dict) -> tuple[ModelConfig, dict]:
+    """The per-layer layout LoRA needs (qwix adds adapters to each real block)."""
+    if not model_cfg.scan_layers:
+        return model_cfg, params
+    return model_cfg.replace(scan_layers=False), unstack_layers(params)
+
+
+def checkpoint_tree(kind: str, params: dict) -> dict:
+    """What best/ and merged adapters save: the decoder under 'params' (what load_params reads), a
+    classifier's head beside it."""
+    return {"params": params} if kind in LM_KINDS else {"params": params["decoder"], "head": params["head"]}
 
 
 def build_model(kind: str, model_cfg: ModelConfig, params: dict, n_outputs: int, seed: int) -> nnx.Module:
@@ -443,7 +453,6 @@ def _save_best(workdir: str, kind: str, method: str, settings: LoraSettings, mod
                step: int, meta: dict, tokenizer_path: str) -> None:
     """best/: merged plain params (a checkpoint any biomed_jax tool reads); adapter/: the trainable part."""
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param)) if method == "full" else merge_lora(model, settings)
-    saved = {"params": params} if kind in LM_KINDS else {"params": params["decoder"], "head": params["head"]}
-    save_plain(os.path.join(workdir, "best"), step, saved, meta, tokenizer_path)
+    save_plain(os.path.join(workdir, "best"), step, checkpoint_tree(kind, params), meta, tokenizer_path)
     if method != "full":
         save_plain(os.path.join(workdir, "adapter"), step, {"adapter": trainable}, meta, tokenizer_path)

@@ -75,13 +75,14 @@ class RunCheckpoints:
         )
         return restored["state"], dict(restored["data"])
 
-    def restore_params(self, step: int, abstract_params: Any) -> Any:
-        """Only the params of the saved state (partial restore: optimizer moments are not read)."""
-        target = {"params": abstract_params}
+    def restore_params(self, step: int, abstract_params: Any, key: str = "params") -> Any:
+        """Only state[key] of the saved state (partial restore: optimizer moments are not read);
+        `key` is "adapter" for a fine-tuning run's adapter/ checkpoint."""
+        target = {key: abstract_params}
         restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
             item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
             partial_restore=True)))
-        return restored["state"]["params"]
+        return restored["state"][key]
 
     def wait(self) -> None:
         """Blocks until any asynchronous save has been committed to disk."""
