@@ -82,4 +82,14 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
         async_save=True,
     ))
     cfg.logging = ml_collections.ConfigDict(dict(tensorboard=True, progress_bar="auto"))  # auto|on|off
+
+    # Several processes (hosts) in one run: biomed_jax/distributed.py. 'auto' connects them when the
+    # environment names a coordinator (experiments.launch_local, SLURM, Open MPI); 'on' on TPU pod slices.
+    cfg.distributed = ml_collections.ConfigDict(dict(
+        mode="auto",                # auto | on | off
+        coordinator_address="",     # host:port of process 0; empty = JAX_COORDINATOR_ADDRESS or detected
+        num_processes=0,            # 0 = JAX_NUM_PROCESSES or detected
+        process_id=-1,              # -1 = JAX_PROCESS_ID or detected
+        initialization_timeout=300,  # seconds to wait for every process to connect
+    ))
     return cfg

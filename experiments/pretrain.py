@@ -5,11 +5,15 @@
 
 Writes WORKDIR/config.json, metrics.jsonl, tensorboard/ and checkpoints/. Rerunning the same
 command resumes from the latest checkpoint. SIGTERM/SIGINT save a checkpoint, then exit 128+signal.
+
+Several hosts run the same command (see biomed_jax/distributed.py and the README): on a TPU pod slice
+add --config.distributed.mode=on; on one machine, experiments.launch_local starts the processes.
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from biomed_jax import distributed
 from biomed_jax.logs import quiet_library_logs
 from biomed_jax.train.loop import pretrain
 
@@ -21,6 +25,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: config, metrics,
 def main(argv):
     del argv
     quiet_library_logs()
+    distributed.initialize(_CONFIG.value.distributed)
     summary = pretrain(_CONFIG.value, _WORKDIR.value)
     print(f"step {summary.step}; last loss {summary.last_loss}; validation loss {summary.val_loss}")
     workdir = _WORKDIR.value

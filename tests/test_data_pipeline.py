@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 
@@ -13,75 +12,14 @@ import pytest
 from biomed_jax.data import mixture, token_dataset
 from biomed_jax.data.corpus import clean_corpus, split_of
 from biomed_jax.data.loader import TokenBatches
-from biomed_jax.data.tokenizer import train_bpe
-from configs.data import get_config as data_config
-
-WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "si", "tu") for b in ("ba", "de", "fi", "go", "hu")]
-
-
-def _text(rng: np.random.Generator, n_words: int) -> str:
-    return " ".join(rng.choice(WORDS, n_words))
-
-
-def _write_corpus(root: str, n_papers: int = 120, n_notes: int = 40, seed: int = 0) -> None:
-    """Two JSONL sources with documents of 20-150 words, plus one exact duplicate and a PubMed file."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(os.path.join(root, "papers"))
-    os.makedirs(os.path.join(root, "notes"))
-    os.makedirs(os.path.join(root, "pubmed"))
-    papers = [{"id": f"p{i}", "text": _text(rng, int(rng.integers(20, 150)))} for i in range(n_papers)]
-    papers.append({"id": "p-dup", "text": papers[0]["text"].upper()})  # same text up to case
-    with open(os.path.join(root, "papers", "a.jsonl"), "w") as f:
-        f.writelines(json.dumps(p) + "\n" for p in papers)
-    with open(os.path.join(root, "notes", "b.jsonl"), "w") as f:
-        f.writelines(json.dumps({"id": f"n{i}", "text": _text(rng, int(rng.integers(20, 150)))}) + "\n"
-                     for i in range(n_notes))
-    articles = "".join(
-        f"<PubmedArticle><MedlineCitation><PMID>{pmid}</PMID><Article><ArticleTitle>T{pmid}</ArticleTitle>"
-        f"<Abstract><AbstractText>{_text(rng, 60)}</AbstractText></Abstract></Article></MedlineCitation>"
-        f"</PubmedArticle>" for pmid in (101, 102, 103))
-    deletion = "<DeleteCitation><PMID>102</PMID></DeleteCitation>"
-    with gzip.open(os.path.join(root, "pubmed", "x.xml.gz"), "wt") as f:
-        f.write(f'<?xml version="1.0"?><PubmedArticleSet>{articles}{deletion}</PubmedArticleSet>')
-
-
-def _config(manual_dir: str, **sources) -> ml_collections.ConfigDict:
-    cfg = data_config("pubmed")
-    cfg.name = "unit"
-    cfg.manual_dir = manual_dir
-    cfg.sources = ml_collections.ConfigDict(sources or dict(
-        papers=dict(kind="jsonl", paths="papers/*.jsonl", epochs=2.0, fraction=0.0),
-        notes=dict(kind="jsonl", paths="notes/*.jsonl", epochs=1.0, fraction=0.1),
-        abstracts=dict(kind="pubmed_xml", paths="pubmed/*.xml.gz", epochs=1.0, fraction=0.0),
-    ))
-    cfg.clean.min_chars = 20
-    cfg.clean.min_words = 5
-    cfg.split.validation_fraction = 0.15
-    cfg.build.num_workers = 1
-    return cfg
+from data_fixtures import (WORDS, build_dataset, corpus_config, pretrain_config, prepare_dataset, read_losses,
+                           write_corpus)
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """A built dataset: (cfg, corpus, tokenizer, data_dir)."""
-    root = str(tmp_path_factory.mktemp("data"))
-    _write_corpus(os.path.join(root, "manual"))
-    cfg = _config(os.path.join(root, "manual"))
-    corpus = clean_corpus(cfg, os.path.join(root, "work"))
-    tokenizer = train_bpe((d.text for d in corpus.iter_documents("train")), vocab_size=400)
-    tokenizer_path = os.path.join(root, "tokenizer.json")
-    tokenizer.save(tokenizer_path)
-    data_dir = os.path.join(root, "out")
-    _build(cfg, corpus, tokenizer, tokenizer_path, data_dir)
-    return cfg, corpus, tokenizer, data_dir
-
-
-def _build(cfg, corpus, tokenizer, tokenizer_path, data_dir):
-    builder = token_dataset.BiomedCorpus(
-        data_cfg=cfg, corpus=corpus, tokenizer_path=tokenizer_path,
-        eos_id=tokenizer.token_to_id("<|endoftext|>"), vocab_size=tokenizer.get_vocab_size(),
-        num_workers=cfg.build.num_workers, data_dir=data_dir)
-    builder.download_and_prepare(download_config=token_dataset.download_config(cfg.manual_dir, 64))
+    return prepare_dataset(str(tmp_path_factory.mktemp("data")))
 
 
 def test_clean_stage_counts_splits_and_deletions(prepared):
@@ -112,14 +50,14 @@ def test_clean_stage_reused_and_refuses_other_settings(prepared, tmp_path):
 
 
 def test_config_errors_name_the_field_or_file(tmp_path):
-    _write_corpus(str(tmp_path / "manual"))
-    cfg = _config(str(tmp_path / "manual"), a=dict(kind="csv", paths="x", epochs=1.0, fraction=0.0))
+    write_corpus(str(tmp_path / "manual"))
+    cfg = corpus_config(str(tmp_path / "manual"), a=dict(kind="csv", paths="x", epochs=1.0, fraction=0.0))
     with pytest.raises(ValueError, match="sources.a.kind"):
         clean_corpus(cfg, str(tmp_path / "w"))
-    cfg = _config(str(tmp_path / "manual"), a=dict(kind="jsonl", paths="missing/*.jsonl", epochs=1.0, fraction=0.0))
+    cfg = corpus_config(str(tmp_path / "manual"), a=dict(kind="jsonl", paths="missing/*.jsonl", epochs=1.0, fraction=0.0))
     with pytest.raises(FileNotFoundError, match="sources.a.paths"):
         clean_corpus(cfg, str(tmp_path / "w"))
-    cfg = _config(str(tmp_path / "nowhere"))
+    cfg = corpus_config(str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="manual_dir"):
         clean_corpus(cfg, str(tmp_path / "w"))
 
@@ -185,11 +123,11 @@ def test_interrupted_build_never_looks_complete(prepared, tmp_path, monkeypatch)
     monkeypatch.setattr(token_dataset, "_CHUNK", 16)
     monkeypatch.setattr(token_dataset, "_encode", failing_encode)
     with pytest.raises(KeyboardInterrupt):
-        _build(cfg, corpus, tokenizer, tokenizer_path, data_dir)
+        build_dataset(cfg, corpus, tokenizer, tokenizer_path, data_dir)
     with pytest.raises(FileNotFoundError, match="prepare_data"):
         token_dataset.TokenDataset(data_dir, "unit")
     monkeypatch.setattr(token_dataset, "_encode", real_encode)
-    _build(cfg, corpus, tokenizer, tokenizer_path, data_dir)
+    build_dataset(cfg, corpus, tokenizer, tokenizer_path, data_dir)
     assert token_dataset.TokenDataset(data_dir, "unit").num_documents("train") > 0
 
 
@@ -239,6 +177,13 @@ def test_loader_resumes_exactly_and_shards_by_process(prepared):
         for key in want:
             np.testing.assert_array_equal(got[key], want[key])
     resumed.close()
+    # The state holds every global row: process 1 of 2 resumes its half of the same batches.
+    second_half = TokenBatches(dataset, "train", seq_len=32, global_batch_size=4, seed=0, prefetch=0,
+                               process_index=1, process_count=2)
+    second_half.set_state(state)
+    np.testing.assert_array_equal(next(second_half)["inputs"], expected[0]["inputs"][2:])
+    with pytest.raises(ValueError, match="train.batch_size is 8"):
+        TokenBatches(dataset, "train", seq_len=32, global_batch_size=8, seed=0).set_state(state)
     whole = _batches(dataset, 3)
     halves = [_batches(dataset, 3, process_index=p, process_count=2) for p in range(2)]
     for step in range(3):
@@ -248,44 +193,26 @@ def test_loader_resumes_exactly_and_shards_by_process(prepared):
     assert not np.array_equal(other_seed[0]["inputs"], whole[0]["inputs"])
 
 
-def _read_losses(workdir: str) -> dict[int, float]:
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return {r["step"]: r["loss"] for r in map(json.loads, f) if "loss" in r}
-
-
-def _pretrain_cfg(data_dir: str, steps: int, **train):
-    from tests.helpers import tiny_config
-
-    cfg = tiny_config(train=dict(steps=steps, batch_size=8, seq_len=32, log_every=1, eval_every=100,
-                                 eval_batches=0, **train),
-                      checkpoint=dict(every_steps=3, async_save=False),
-                      logging=dict(tensorboard=False, progress_bar="off"))
-    cfg.optim.warmup_steps = 1
-    cfg.optim.schedule = "constant"  # the same learning rates whether a run is asked for 3 or 6 steps
-    cfg.data.dir = data_dir
-    return cfg
-
-
 @pytest.fixture(scope="module")
 def uninterrupted_run(prepared, tmp_path_factory):
     from biomed_jax.train.loop import pretrain
 
     workdir = str(tmp_path_factory.mktemp("run_a"))
-    pretrain(_pretrain_cfg(prepared[3], 6), workdir)
+    pretrain(pretrain_config(prepared[3], 6), workdir)
     return workdir
 
 
 def test_pretrain_on_the_dataset_resumes_without_repeating_or_skipping(prepared, uninterrupted_run, tmp_path):
     from biomed_jax.train.loop import pretrain
 
-    expected = _read_losses(uninterrupted_run)
+    expected = read_losses(uninterrupted_run)
     assert len(expected) == 6
     with open(os.path.join(uninterrupted_run, "config.json")) as f:
         assert json.load(f)["model"]["vocab_size"] == prepared[2].get_vocab_size()  # raised from 256
     workdir = str(tmp_path / "run_b")
-    pretrain(_pretrain_cfg(prepared[3], 3), workdir)  # stops at 3 with a checkpoint
-    pretrain(_pretrain_cfg(prepared[3], 6), workdir)  # resumes at 3, with the loader's saved state
-    resumed = _read_losses(workdir)
+    pretrain(pretrain_config(prepared[3], 3), workdir)  # stops at 3 with a checkpoint
+    pretrain(pretrain_config(prepared[3], 6), workdir)  # resumes at 3, with the loader's saved state
+    resumed = read_losses(workdir)
     assert resumed == pytest.approx(expected, rel=1e-6, abs=1e-6)
 
 
@@ -294,7 +221,7 @@ def test_continued_pretraining_starts_from_the_checkpoint(prepared, uninterrupte
     from biomed_jax.train.checkpoint import load_params
     from biomed_jax.train.loop import pretrain
 
-    cfg = _pretrain_cfg(prepared[3], 1, init_from=uninterrupted_run)
+    cfg = pretrain_config(prepared[3], 1, init_from=uninterrupted_run)
     cfg.model.d_model = 32  # the architecture comes from the checkpoint, not the preset
     cfg.model.scan_layers = False  # a different layout is converted
     cfg.optim.learning_rate = 1e-12
@@ -306,15 +233,15 @@ def test_continued_pretraining_starts_from_the_checkpoint(prepared, uninterrupte
     before = unstack_layers(before)
     np.testing.assert_allclose(np.asarray(after["blocks"][1]["mlp"]["up_proj"]["kernel"]),
                                np.asarray(before["blocks"][1]["mlp"]["up_proj"]["kernel"]), atol=1e-6)
-    assert _read_losses(workdir)[1] < _read_losses(uninterrupted_run)[1] - 0.1  # starts trained
+    assert read_losses(workdir)[1] < read_losses(uninterrupted_run)[1] - 0.1  # starts trained
     with pytest.raises(FileNotFoundError, match="train.init_from"):
-        pretrain(_pretrain_cfg(prepared[3], 1, init_from=str(tmp_path / "nowhere")), str(tmp_path / "run_d"))
+        pretrain(pretrain_config(prepared[3], 1, init_from=str(tmp_path / "nowhere")), str(tmp_path / "run_d"))
 
 
 def test_empty_inputs_fail_with_a_clear_error(tmp_path):
     os.makedirs(tmp_path / "manual" / "papers")
     (tmp_path / "manual" / "papers" / "a.jsonl").write_text('{"id": "1", "text": "too short"}\n')
-    cfg = _config(str(tmp_path / "manual"), papers=dict(kind="jsonl", paths="papers/*.jsonl", epochs=1.0,
+    cfg = corpus_config(str(tmp_path / "manual"), papers=dict(kind="jsonl", paths="papers/*.jsonl", epochs=1.0,
                                                         fraction=0.0))
     with pytest.raises(ValueError, match="no training document survived"):
         clean_corpus(cfg, str(tmp_path / "w"))
@@ -345,5 +272,5 @@ def test_prepare_data_then_pretrain_from_the_command_line(tmp_path):
             f"--config.data.dir={data_dir}", "--config.train.steps=4", "--config.optim.warmup_steps=1",
             "--config.train.log_every=1",
             "--config.train.eval_batches=1", "--config.logging.progress_bar=off")
-    losses = _read_losses(workdir)
+    losses = read_losses(workdir)
     assert sorted(losses) == [1, 2, 3, 4] and losses[1] > 6.0  # about log(1024) at the start

@@ -4,14 +4,18 @@ Row r of every global batch is its own stream: the documents at positions r, r+B
 seeded global shuffle (reshuffled each epoch), each followed by EOS, concatenated and cut into
 seq_len+1 windows (grain's concat-then-split packing, which also yields segment ids and positions).
 A process reads only its own rows (jax.process_index), so a global batch is the same whatever the
-number of processes, and the iterator state (saved in every checkpoint) resumes exactly.
+number of processes. The iterator state saved in checkpoints holds every global row's position
+(gathered from all processes), so a run resumes exactly under any process count.
 """
 
 from __future__ import annotations
 
+import json
+
 import grain
 import grain.experimental as gx
 import numpy as np
+from jax.experimental import multihost_utils
 
 from biomed_jax.data.token_dataset import TokenDataset
 
@@ -31,8 +35,10 @@ class TokenBatches:
         eos = np.asarray([dataset.eos_id], np.int32)
         documents = grain.MapDataset.source(dataset.source(split)).shuffle(seed=seed).repeat()
         local = global_batch_size // process_count
+        self._global_batch_size, self._process_count = global_batch_size, process_count
+        self._rows = slice(process_index * local, (process_index + 1) * local)
         rows = []
-        for row in range(process_index * local, (process_index + 1) * local):
+        for row in range(self._rows.start, self._rows.stop):
             stream = documents[row::global_batch_size].map(
                 lambda record: {"tokens": np.concatenate([record["tokens"], eos])})
             # Synchronous reads per row: one thread pool per row would cost more than the reads.
@@ -51,16 +57,34 @@ class TokenBatches:
         return next(self._iterator)
 
     def get_state(self) -> dict:
-        return self._iterator.get_state()
+        """{"rows": the position of every global row}. With several processes all must call it together."""
+        rows = self._iterator.get_state()["parents"]
+        if self._process_count > 1:
+            rows = [row for process_rows in _allgather_json(rows) for row in process_rows]
+        return {"rows": rows}
 
     def set_state(self, state: dict) -> None:
-        self._iterator.set_state(state)
+        rows = state["rows"] if "rows" in state else state["parents"]  # "parents": checkpoints from older versions
+        if len(rows) != self._global_batch_size:
+            raise ValueError(f"the saved data state has {len(rows)} rows but train.batch_size is "
+                             f"{self._global_batch_size}; resume with the batch size the run was started with")
+        self._iterator.set_state({"parents": rows[self._rows]})
 
     def close(self) -> None:
         """Stops the prefetch thread (also done at exit, but quietly only if done here)."""
         close = getattr(self._iterator, "close", None)
         if close is not None:
             close()
+
+
+def _allgather_json(value) -> list:
+    """[value of process 0, value of process 1, ...] for a JSON-serialisable value (a collective)."""
+    data = np.frombuffer(json.dumps(value).encode(), np.uint8)
+    lengths = np.asarray(multihost_utils.process_allgather(np.array([data.size]))).reshape(-1)
+    padded = np.zeros(int(lengths.max()), np.uint8)
+    padded[:data.size] = data
+    gathered = np.asarray(multihost_utils.process_allgather(padded))
+    return [json.loads(bytes(row[:n]).decode()) for row, n in zip(gathered, lengths)]
 
 
 def _training_batch(windows: tuple[dict, ...]) -> dict[str, np.ndarray]:
