@@ -23,13 +23,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from biomed_jax import optim
 from biomed_jax import sharding as shd
-from biomed_jax.models.decoder import graphdef_and_abstract_params
 from biomed_jax.models.info import model_info
-from biomed_jax.train.run_config import validate_pretrain_config
-from biomed_jax.train.state import abstract_train_state, state_shardings
-from biomed_jax.train.steps import make_train_step
+from biomed_jax.train.setup import train_setup
+from biomed_jax.train.state import abstract_train_state
 
 GIB = 1024 ** 3
 
@@ -86,9 +83,9 @@ def _accelerator_config(cfg: ml_collections.ConfigDict) -> ml_collections.Config
 def compile_train_step(cfg: ml_collections.ConfigDict, devices: list | None = None) -> dict:
     """Lowers and compiles the pretraining train step of `cfg` from abstract shapes; returns its report.
 
-    Built exactly as biomed_jax/train/loop.py builds it (config validation, mesh, sharding rules,
-    optimizer, state shardings, microbatched step with the state donated), so a config that compiles
-    here compiles there. `devices` defaults to all of jax.devices(). Raises ValueError naming the
+    Built by the training loop's own builder (biomed_jax/train/setup.py: config validation, mesh,
+    sharding rules, optimizer, state shardings, microbatched step with the state donated), so a config
+    that compiles here compiles there. `devices` defaults to all of jax.devices(). Raises ValueError naming the
     config field when the config is inconsistent (e.g. a batch the mesh's batch shards do not divide).
 
     Returned bytes are per device: argument (state + batch shard), output, alias (outputs written
@@ -97,19 +94,13 @@ def compile_train_step(cfg: ml_collections.ConfigDict, devices: list | None = No
     """
     devices = list(jax.devices() if devices is None else devices)
     cfg = _accelerator_config(cfg)
-    model_cfg = validate_pretrain_config(cfg, len(devices))
-    mesh = shd.make_mesh(cfg.mesh, devices)
-    rules = shd.rules_dict()
-    train = cfg.train
-    tx, schedule = optim.from_config(cfg.optim, train.steps)
-    shardings = state_shardings(model_cfg, tx, mesh, rules)
-    state = abstract_train_state(model_cfg, tx, shardings)  # ShapeDtypeStructs: nothing allocated
+    setup = train_setup(cfg, devices)
+    model_cfg, mesh, train = setup.model_cfg, setup.mesh, cfg.train
+    state = abstract_train_state(model_cfg, setup.tx, setup.shardings)  # ShapeDtypeStructs: nothing allocated
     batch = abstract_batch(train.batch_size, train.seq_len, mesh)
-    graphdef, _ = graphdef_and_abstract_params(model_cfg)
-    step = make_train_step(graphdef, tx, schedule, mesh, rules, shardings, train.microbatches)
 
     t0 = time.perf_counter()
-    lowered = step.lower(state, batch)
+    lowered = setup.train_step.lower(state, batch)
     t1 = time.perf_counter()
     compiled = lowered.compile()
     t2 = time.perf_counter()

@@ -26,18 +26,17 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from biomed_jax import optim
 from biomed_jax import sharding as shd
 from biomed_jax.data.sources import build_batch_source, open_token_dataset, resolve_kind
 from biomed_jax.models.config import ModelConfig
-from biomed_jax.models.decoder import graphdef_and_abstract_params, stack_layers, unstack_layers
+from biomed_jax.models.decoder import stack_layers, unstack_layers
 from biomed_jax.models.info import model_info
 from biomed_jax.train.checkpoint import RunCheckpoints, load_params
 from biomed_jax.train.metrics import MetricsLogger, mfu, peak_flops_per_device
-from biomed_jax.train.run_config import validate_pretrain_config, write_config_json
-from biomed_jax.train.state import (abstract_train_state, create_train_state, state_shardings,
-                                    train_state_from_params)
-from biomed_jax.train.steps import make_eval_step, make_train_step
+from biomed_jax.train.run_config import write_config_json
+from biomed_jax.train.setup import train_setup
+from biomed_jax.train.state import abstract_train_state, create_train_state, train_state_from_params
+from biomed_jax.train.steps import make_eval_step
 
 # Fields that change only how the model runs, not its parameters: free to change on resume.
 RUNTIME_ONLY_FIELDS = ("dtype", "attention", "remat")
@@ -110,15 +109,12 @@ def pretrain(cfg: ml_collections.ConfigDict, workdir: str) -> RunSummary:
     """Trains (or resumes training) the model of `cfg`, writing everything under `workdir`."""
     init_dir = _adopt_init_checkpoint(cfg)
     _cover_dataset_vocab(cfg, from_checkpoint=bool(init_dir))
-    model_cfg = validate_pretrain_config(cfg, jax.device_count())
-    mesh = shd.make_mesh(cfg.mesh)
-    rules = shd.rules_dict()
+    setup = train_setup(cfg)
+    model_cfg, mesh, rules, tx, shardings = setup.model_cfg, setup.mesh, setup.rules, setup.tx, setup.shardings
     if jax.process_index() == 0:
         write_config_json(cfg, workdir)
         _copy_dataset_tokenizer(cfg, workdir)
     train_cfg = cfg.train
-    tx, schedule = optim.from_config(cfg.optim, train_cfg.steps)
-    shardings = state_shardings(model_cfg, tx, mesh, rules)
     ckpt_dir = os.path.join(workdir, "checkpoints")
     checkpoints = RunCheckpoints(ckpt_dir, keep=cfg.checkpoint.keep, every_steps=cfg.checkpoint.every_steps,
                                  async_save=cfg.checkpoint.async_save)
@@ -146,9 +142,8 @@ def pretrain(cfg: ml_collections.ConfigDict, workdir: str) -> RunSummary:
         _close(train_source)
         return RunSummary(step=start, last_loss=None)
 
-    graphdef, _ = graphdef_and_abstract_params(model_cfg)
-    train_step = make_train_step(graphdef, tx, schedule, mesh, rules, shardings, train_cfg.microbatches)
-    eval_step = make_eval_step(graphdef, mesh, rules, shardings.params)
+    train_step = setup.train_step
+    eval_step = make_eval_step(setup.graphdef, mesh, rules, shardings.params)
     flops_per_token = model_info(model_cfg, train_cfg.seq_len)["flops_per_token"]
     peak = peak_flops_per_device()
     meta = {"model": model_cfg.to_dict(), "preset": cfg.get("preset")}
