@@ -1,0 +1,190 @@
+"""Training step throughput and MFU, optionally side by side with a transformers (torch) step.
+
+    python -m experiments.bench_train --config=configs/pretrain.py:gpt2_125m \
+        --config.train.batch_size=8 --config.train.seq_len=512 --config.train.microbatches=1 \
+        [--config.model.remat=full --config.model.scan_layers=False --config.model.attention=cudnn ...] \
+        [--compare=torch] [--steps=10] [--json=OUT.json]
+
+biomed_jax's side is the pretraining step itself (biomed_jax/train/setup.py: the config's mesh,
+sharding, Decoupled AdamW with clipping, microbatching, donation) on a fixed random batch. The torch
+side (--compare=torch) is a transformers model of the same shape (GPT2LMHeadModel / LlamaForCausalLM
+from the same ModelConfig) doing the same work per step: forward, token cross-entropy, backward,
+gradient clipping at optim.max_grad_norm, torch.optim.AdamW with the same hyperparameters; on CUDA
+with bfloat16 autocast when the model computes in bfloat16, fp32 otherwise; transformers' default
+(SDPA) attention. Both see the same batch (one document per row, causal attention).
+
+Timed steps alternate between the two (so both see the same background load); the median step
+time is reported and used for tokens/s and the ratio (biomed_jax's tokens/s over torch's: > 1 means
+biomed_jax is faster). Compilation (jax) and the first step (torch) are excluded and reported.
+MFU = flops_per_token (6 N + attention, biomed_jax.models.info) x tokens/s over the devices' peak
+bf16 FLOP/s; null on CPU, whose peak is not tabulated (achieved TFLOP/s is printed instead).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/pretrain.py:gpt2_125m", "Pretraining config and preset.")
+_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per side.")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps per side after the first (compiling) one.")
+_COMPARE = flags.DEFINE_enum("compare", "none", ["none", "torch"], "Also time a transformers step of the same shape.")
+_TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads on CPU; 0 = torch's default.")
+_JSON = flags.DEFINE_string("json", "", "Also write the report here as JSON.")
+
+
+def _random_batch(cfg, seed: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(1, cfg.model.vocab_size, size=(cfg.train.batch_size, cfg.train.seq_len + 1), dtype=np.int32)
+    return {"inputs": tokens[:, :-1], "targets": tokens[:, 1:],
+            "loss_mask": np.ones((cfg.train.batch_size, cfg.train.seq_len), np.float32)}
+
+
+class JaxStep:
+    """The pretraining step of the config on its own train state."""
+
+    def __init__(self, cfg, batch):
+        import jax
+
+        from biomed_jax import sharding as shd
+        from biomed_jax.train.setup import train_setup
+        from biomed_jax.train.state import create_train_state
+
+        self.setup = train_setup(cfg)
+        self.state = create_train_state(self.setup.model_cfg, self.setup.tx, jax.random.key(cfg.seed),
+                                        self.setup.shardings)
+        self.batch = {k: jax.device_put(v, shd.batch_sharding(self.setup.mesh)) for k, v in batch.items()}
+
+    def __call__(self) -> float:
+        self.state, metrics = self.setup.train_step(self.state, self.batch)
+        return float(metrics["loss"])  # blocks until the step is done
+
+
+class TorchStep:
+    """A transformers model of the same shape, one AdamW step per call."""
+
+    def __init__(self, cfg, model_cfg, batch):
+        import torch
+        import transformers
+
+        from biomed_jax.convert.hf_config import hf_config_from_model
+
+        self.torch = torch
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cpu" and _TORCH_THREADS.value:
+            torch.set_num_threads(_TORCH_THREADS.value)
+        torch.manual_seed(cfg.seed)
+        hf_config = transformers.AutoConfig.for_model(**hf_config_from_model(model_cfg))
+        self.model = transformers.AutoModelForCausalLM.from_config(hf_config, torch_dtype=torch.float32)
+        self.model.to(self.device).train()
+        if model_cfg.remat != "none" and hasattr(self.model, "gradient_checkpointing_enable"):
+            self.model.gradient_checkpointing_enable()
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.learning_rate, betas=(o.b1, o.b2),
+                                           eps=o.eps, weight_decay=o.weight_decay)
+        self.max_grad_norm = o.max_grad_norm
+        self.autocast = self.device == "cuda" and "bfloat16" in str(model_cfg.compute_dtype)
+        self.inputs = torch.as_tensor(batch["inputs"], dtype=torch.long, device=self.device)
+        self.targets = torch.as_tensor(batch["targets"], dtype=torch.long, device=self.device)
+        self.info = dict(device=self.device, threads=torch.get_num_threads(), bf16_autocast=self.autocast,
+                         attention=getattr(self.model.config, "_attn_implementation", "default"),
+                         gradient_checkpointing=model_cfg.remat != "none")
+
+    def __call__(self) -> float:
+        torch = self.torch
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = self.model(input_ids=self.inputs).logits
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), self.targets.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(loss)  # synchronises on CUDA
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main(argv):
+    del argv
+    import jax
+
+    from biomed_jax.logs import quiet_library_logs
+    from biomed_jax.models.info import model_info
+    from biomed_jax.train.metrics import mfu, peak_flops_per_device
+
+    quiet_library_logs()
+    cfg = _CONFIG.value
+    batch = _random_batch(cfg, cfg.seed)
+    tokens_per_step = cfg.train.batch_size * cfg.train.seq_len
+    sides = {"biomed_jax": JaxStep(cfg, batch)}
+    model_cfg = sides["biomed_jax"].setup.model_cfg
+    if _COMPARE.value == "torch":
+        sides["torch"] = TorchStep(cfg, model_cfg, batch)
+    info = model_info(model_cfg, cfg.train.seq_len)
+    n_devices, peak = jax.device_count(), peak_flops_per_device()
+    print(f"model: {cfg.preset} ({info['n_params'] / 1e6:.1f}M params), batch {cfg.train.batch_size} x seq "
+          f"{cfg.train.seq_len}, {cfg.train.microbatches} microbatch(es); compute {model_cfg.compute_dtype.__name__}, "
+          f"remat {model_cfg.remat}, scan_layers {model_cfg.scan_layers}, attention {model_cfg.attention_impl}")
+    print(f"jax {jax.__version__} on {jax.default_backend()} ({n_devices} x {jax.devices()[0].device_kind}), "
+          f"mesh {dict(sides['biomed_jax'].setup.mesh.shape)}; {os.cpu_count()} CPU cores"
+          + (f"; torch {sides['torch'].info}" if "torch" in sides else ""))
+
+    report = {"preset": cfg.preset, "batch_size": cfg.train.batch_size, "seq_len": cfg.train.seq_len,
+              "microbatches": cfg.train.microbatches, "remat": model_cfg.remat, "scan_layers": model_cfg.scan_layers,
+              "attention": model_cfg.attention_impl, "compute_dtype": model_cfg.compute_dtype.__name__,
+              "n_params": info["n_params"], "backend": jax.default_backend(), "n_devices": n_devices,
+              "device_kind": jax.devices()[0].device_kind}
+    times = {name: [] for name in sides}
+    for name, step in sides.items():
+        report[f"{name}_first_step_s"] = _timed(step)  # jax: tracing + compilation
+        for _ in range(_WARMUP.value):
+            step()
+    for _ in range(_STEPS.value):  # alternate, so both sides share any background load
+        for name, step in sides.items():
+            times[name].append(_timed(step))
+    for name in sides:
+        step_time = statistics.median(times[name])
+        tokens_per_sec = tokens_per_step / step_time
+        report[f"{name}_step_s"] = step_time
+        report[f"{name}_tokens_per_s"] = tokens_per_sec
+        report[f"{name}_tflops_per_s"] = info["flops_per_token"] * tokens_per_sec / 1e12
+        report[f"{name}_mfu"] = mfu(info["flops_per_token"], tokens_per_sec, n_devices, peak)
+    if jax.default_backend() == "gpu":
+        stats = jax.devices()[0].memory_stats() or {}
+        report["biomed_jax_peak_gib"] = stats.get("peak_bytes_in_use", 0) / 2**30
+        if "torch" in sides:
+            import torch
+
+            report["torch_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    if "torch" in sides:
+        report["ratio"] = report["biomed_jax_tokens_per_s"] / report["torch_tokens_per_s"]
+
+    print("\n| side | step (s, median) | tokens/s | model TFLOP/s | MFU | first step (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in sides:
+        m = report[f"{name}_mfu"]
+        print(f"| {name} | {report[f'{name}_step_s']:.3f} | {report[f'{name}_tokens_per_s']:.0f} | "
+              f"{report[f'{name}_tflops_per_s']:.3f} | {'n/a' if m is None else f'{100 * m:.1f}%'} | "
+              f"{report[f'{name}_first_step_s']:.1f} |")
+    if "ratio" in report:
+        print(f"\nbiomed_jax / torch tokens/s: {report['ratio']:.2f}x")
+    line = json.dumps(report)
+    print(line)
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    app.run(main)
