@@ -16,6 +16,7 @@ dev = MMLU's dev split). Real-data presets read data_root/<task path> in the rel
 
 from __future__ import annotations
 
+from biomed_jax.data.benchmarks import MEDICAL_SUBJECTS
 from configs.finetune_base import base_config, task
 
 PRESETS = ("synthetic", "medqa", "medmcqa", "mmlu")
@@ -34,6 +35,9 @@ def get_config(preset: str = "synthetic"):
         "synthetic": task("medqa", "medqa", MCQ_TEMPLATE),
         "medqa": task("medqa", "medqa", MCQ_TEMPLATE),
         "medmcqa": task("medmcqa", "medmcqa", MCQ_TEMPLATE, dev_split="", dev_fraction=0.05),
-        "mmlu": task("mmlu", "mmlu", MCQ_TEMPLATE, train_split="dev", dev_split="val", test_split="test"),
+        # subjects is a field so that one subject can be chosen from the command line
+        # (--config.task.options.subjects="('medical_genetics',)").
+        "mmlu": task("mmlu", "mmlu", MCQ_TEMPLATE, train_split="dev", dev_split="val", test_split="test",
+                     options=dict(subjects=MEDICAL_SUBJECTS)),
     }[preset]
     return cfg

@@ -1,0 +1,581 @@
+"""Stages of the paper experiments (experiments.biomedlm, meditron, medalpaca), and their command line.
+
+Each stage calls one existing entry point (data preparation, (continued) pretraining, fine-tuning or
+evaluation) with one section of the experiment's config, in its own folder under WORKDIR. A finished stage
+leaves STAGE_FILE there (its settings and a summary of its results): rerun with the same settings it is
+skipped; with other settings (more steps, say) it is called again and the entry point resumes from its own
+checkpoints. Before anything runs, every path a stage reads must exist or be written by an earlier stage,
+and every mesh must fit the host's devices, so a missing file fails in seconds, not hours in.
+
+`--plan` prints each stage's resolved settings and the single command that runs that stage alone, and
+checks each section against the target's device count, without allocating anything: a pod-scale config
+is checked on a laptop before the pod is booked.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import shlex
+import signal
+import time
+from typing import Any, Callable, Iterator, Mapping
+
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
+
+STAGE_FILE = "stage.json"
+CONVERT_HINT = "python -m experiments.convert --direction=hf_to_jax --src=HF_DIR --workdir=DIR"
+
+
+@dataclasses.dataclass
+class Input:
+    """A path a stage reads, the config field it comes from, and what it should hold."""
+
+    field: str
+    path: str
+    what: str
+
+
+@dataclasses.dataclass
+class Stage:
+    group: str                     # what --stages selects: data, base, pretrain, finetune, sft, eval
+    name: str                      # unique; also the stage's folder under WORKDIR
+    title: str
+    section: ml_collections.ConfigDict   # the config the entry point runs with, every path resolved
+    call: Callable[[ml_collections.ConfigDict, str], dict]   # (section, folder) -> summary
+    command: str                   # the same stage as one command line
+    settings: list[tuple[str, str]]
+    inputs: list[Input]
+    check: Callable[[int], Any] | None = None   # raises ValueError if the section cannot run on n devices
+    extra: dict = dataclasses.field(default_factory=dict)   # settings outside the section (a checkpoint)
+    notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # more plan lines
+
+    def folder(self, workdir: str) -> str:
+        return os.path.join(workdir, self.name)
+
+    def key(self) -> dict:
+        """What the stage file records: a rerun with the same key is skipped."""
+        return {"config": json.loads(self.section.to_json(sort_keys=True)), **self.extra}
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+
+def define_flags(experiment: str) -> dict:
+    return dict(
+        config=config_flags.DEFINE_config_file(
+            "config", f"configs/{experiment}.py:smoke", f"configs/{experiment}.py:paper or :smoke.",
+            lock_config=False),
+        workdir=flags.DEFINE_string("workdir", f"runs/{experiment}", "Every stage writes a folder here."),
+        stages=flags.DEFINE_list("stages", [], "Stage groups or names to run, e.g. pretrain,finetune "
+                                 "(default: all, in order)."),
+        plan=flags.DEFINE_bool("plan", False, "Print each stage's settings and command; run nothing."),
+    )
+
+
+def main(flag_holders: dict, build: Callable, report: Callable) -> None:
+    """The body of every paper experiment: build its stages, then plan, or run and report."""
+    from biomed_jax.logs import quiet_library_logs
+
+    quiet_library_logs()
+    cfg = flag_holders["config"].value
+    workdir = os.path.normpath(flag_holders["workdir"].value)
+    stages = build(cfg, workdir)
+    selected = select(stages, flag_holders["stages"].value)
+    if flag_holders["plan"].value:
+        ok = print_plan(cfg, stages, selected, workdir)
+        raise SystemExit(0 if ok else 1)
+    try:
+        summaries = run(cfg, stages, selected, workdir)
+    except StageInputError as e:
+        raise SystemExit(f"{cfg.experiment}: {e}") from None
+    report(cfg, workdir, summaries)
+
+
+def select(stages: list[Stage], names: list[str]) -> list[Stage]:
+    if not names:
+        return stages
+    known = {s.group for s in stages} | {s.name for s in stages}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {unknown}; this config has {sorted(known)}")
+    return [s for s in stages if s.group in names or s.name in names]
+
+
+# --- running -----------------------------------------------------------------------------------------
+
+
+class StageInputError(ValueError):
+    pass
+
+
+def load_summary(stage: Stage, workdir: str) -> dict | None:
+    """The stage's summary if it finished with these settings, else None."""
+    path = os.path.join(stage.folder(workdir), STAGE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        saved = json.load(f)
+    return saved["summary"] if saved["key"] == stage.key() else None
+
+
+def run(cfg: ml_collections.ConfigDict, stages: list[Stage], selected: list[Stage], workdir: str) -> dict:
+    """Runs the selected stages not yet done; returns {stage name: summary} of every finished stage."""
+    done = {s.name: load_summary(s, workdir) for s in stages}
+    todo = [s for s in selected if done[s.name] is None]
+    check_inputs(todo, stages, done, workdir)
+    check_devices(cfg, todo)
+    for i, stage in enumerate(selected, 1):
+        folder = stage.folder(workdir)
+        if done[stage.name] is not None:
+            print(f"\n== [{i}/{len(selected)}] {stage.name}: done, skipped ({folder}/{STAGE_FILE})", flush=True)
+            continue
+        print(f"\n== [{i}/{len(selected)}] {stage.name}: {stage.title}", flush=True)
+        t0 = time.time()
+        summary = stage.call(copy.deepcopy(stage.section), folder)
+        summary["seconds"] = round(time.time() - t0, 1)
+        _write_json(os.path.join(folder, STAGE_FILE), {"key": stage.key(), "summary": summary})
+        done[stage.name] = summary
+        print(f"-- {stage.name} finished in {summary['seconds']:.0f} s", flush=True)
+    return {name: summary for name, summary in done.items() if summary is not None}
+
+
+def check_inputs(todo: list[Stage], stages: list[Stage], done: dict, workdir: str) -> None:
+    """Every path a stage to run reads exists, or an earlier stage writes it; else one error naming them all."""
+    will_run = {s.name for s in todo}
+    problems = []
+    for stage in todo:
+        for inp in stage.inputs:
+            producer = next((s for s in stages if _inside(inp.path, s.folder(workdir))), None)
+            if producer is not None and producer is not stage:
+                if producer.name in will_run or done[producer.name] is not None or os.path.exists(inp.path):
+                    continue
+                problems.append(f"{stage.name} reads {inp.path} ({inp.field}), which stage {producer.name} "
+                                f"writes: run it first (--stages={producer.group})")
+            elif not inp.path:
+                problems.append(f"{inp.field} is not set: stage {stage.name} needs {inp.what} "
+                                f"(--config.{inp.field}=PATH)")
+            elif not os.path.exists(inp.path):
+                problems.append(f"{inp.field}: {inp.path} does not exist; stage {stage.name} needs {inp.what}")
+    if problems:
+        raise StageInputError("missing inputs:\n  " + "\n  ".join(problems))
+
+
+def check_devices(cfg: ml_collections.ConfigDict, todo: list[Stage]) -> None:
+    """Each stage's mesh fits this host's devices (a paper mesh fails here, not after data preparation)."""
+    import jax
+
+    from biomed_jax import sharding as shd
+
+    n = jax.device_count()
+    for stage in todo:
+        if "mesh" not in stage.section:
+            continue
+        try:
+            shd.resolve_mesh_shape(stage.section.mesh, n)
+        except ValueError as e:
+            raise StageInputError(
+                f"stage {stage.name}: {e}. hardware.target={cfg.hardware.target} has {cfg.hardware.devices} "
+                f"devices; run it there, or set the stage's mesh (e.g. mesh.fsdp=-1) for this host") from None
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.normpath(path) if path else "", os.path.normpath(folder)
+    return path == folder or path.startswith(folder + os.sep)
+
+
+def _write_json(path: str, value: Any) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+# --- the entry points each stage calls -----------------------------------------------------------------
+
+
+def _prepare(section, folder: str) -> dict:
+    from biomed_jax.data.prepare import prepare
+
+    dataset = prepare(section, folder)
+    tokens = {split: sum(c["tokens"] for c in sources.values())
+              for split, sources in dataset.metadata["counts"].items()}
+    return {"dataset": dataset.path, "vocab_size": dataset.vocab_size, "tokens": tokens}
+
+
+def _pretrain(section, folder: str) -> dict:
+    from biomed_jax.train.loop import pretrain
+
+    summary = pretrain(section, folder)
+    if summary.interrupted_by:  # saved; the stage stays unfinished and resumes when rerun
+        raise SystemExit(128 + signal.Signals[summary.interrupted_by].value)
+    val_loss = summary.val_loss if summary.val_loss is not None else _last_metric(folder, "val_loss")
+    return {"step": summary.step, "val_loss": val_loss}
+
+
+def _finetune(kind: str) -> Callable:
+    def call(section, folder: str) -> dict:
+        from biomed_jax.adapt.finetune import run as finetune
+
+        results = finetune(section, folder, kind)
+        return {k: v for k, v in results.items() if k not in ("epochs", "data")}
+    return call
+
+
+def _evaluate(checkpoint: str) -> Callable:
+    def call(section, folder: str) -> dict:
+        from biomed_jax.evaluation.harness import evaluate, load_eval_model
+
+        # The harness keeps each finished (task, method): results of another config must not mix in.
+        saved = os.path.join(folder, "config.json")
+        current = {"config": json.loads(section.to_json(sort_keys=True)), "checkpoint": checkpoint}
+        if os.path.exists(saved):
+            with open(saved) as f:
+                if json.load(f) != current:
+                    raise FileExistsError(f"{folder} holds results of another evaluation; delete it to re-evaluate")
+        _write_json(saved, current)
+        model = load_eval_model(checkpoint, batch_size=section.batch_size, max_len=section.max_len)
+        results = evaluate(section, model, folder, section.data_root, progress=False)
+        return {task: {method: {k: v for k, v in r.items() if k != "extraction_failed_ids"}
+                       for method, r in by_method.items()} for task, by_method in results.items()}
+    return call
+
+
+def _last_metric(folder: str, key: str) -> float | None:
+    path = os.path.join(folder, "metrics.jsonl")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        values = [r[key] for r in map(json.loads, f) if key in r]
+    return values[-1] if values else None
+
+
+# --- stage builders --------------------------------------------------------------------------------------
+
+
+def world_dir(data_section, data_folder: str) -> str:
+    """Where the data stage generates the synthetic world (its questions are the smoke runs' benchmarks)."""
+    return data_section.manual_dir or os.path.join(data_folder, "biomed_work", data_section.name, "manual",
+                                                   "synthetic_world")
+
+
+def benchmarks_root(cfg, workdir: str) -> str:
+    """data_root, or in the smoke presets the synthetic world the data stage generates."""
+    if cfg.data_root or not uses_world(cfg):
+        return cfg.data_root
+    return world_dir(cfg.data, os.path.join(workdir, "data"))
+
+
+def uses_world(cfg) -> bool:
+    return not cfg.data_root and "data" in cfg and cfg.data.generate_world
+
+
+def data_stage(section, workdir: str, title: str, tokenizer_what: str = "") -> Stage:
+    """experiments.prepare_data; tokenizer_what, when given, makes data.tokenizer.path required."""
+    from configs import data
+
+    folder = os.path.join(workdir, "data")
+    inputs = []
+    if not (section.generate_world and not section.manual_dir):
+        globs = "; ".join(f"{name}: {s.paths}" for name, s in section.sources.items())
+        inputs.append(Input("data.manual_dir", section.manual_dir, f"the raw corpus files ({globs})"))
+    if section.tokenizer.path or tokenizer_what:
+        inputs.append(Input("data.tokenizer.path", section.tokenizer.path, tokenizer_what or "a tokenizer.json"))
+    mixture = ", ".join(f"{name} " + (f"{s.fraction:.0%} of characters" if s.fraction else f"x{s.epochs:g}")
+                        for name, s in section.sources.items())
+    tokenizer = section.tokenizer.path or (f"(not set): {tokenizer_what}" if tokenizer_what else
+                                           f"byte-level BPE trained here, {section.tokenizer.vocab_size:,} tokens")
+    return Stage(
+        group="data", name="data", title=title, section=section, call=_prepare,
+        command=_command("experiments.prepare_data", f"configs/data.py:{section.name}",
+                         section, data.get_config(section.name), [f"--data_dir={folder}"]),
+        settings=[("sources", mixture),
+                  ("manual_dir", section.manual_dir or ("generated synthetic world" if section.generate_world
+                                                        else "(not set)")),
+                  ("tokenizer", tokenizer)],
+        inputs=inputs)
+
+
+def pretrain_stage(name: str, section, workdir: str, hardware, title: str, group: str = "",
+                   init_what: str = "") -> Stage:
+    """Pretraining, or continued pretraining when train.init_from is set (or init_what says it must be)."""
+    from biomed_jax.models.config import ModelConfig
+    from biomed_jax.models.info import model_info
+    from biomed_jax.train.run_config import validate_pretrain_config
+    from configs import pretrain
+
+    train, optim = section.train, section.optim
+    inputs = []
+    init_from = train.init_from
+    if init_from or init_what:
+        inputs.append(Input(f"{name}.train.init_from", os.path.join(init_from, "checkpoints") if init_from else "",
+                            init_what or "a run directory with checkpoints/"))
+    if section.data.dir:
+        inputs.append(Input(f"{name}.data.dir", section.data.dir, "a dataset made by experiments.prepare_data"))
+    tokens_per_step = train.batch_size * train.seq_len
+    info = model_info(ModelConfig.from_dict(section.model), train.seq_len)
+    dtype = section.model.dtype + (" (bfloat16 on GPU/TPU)" if section.model.dtype == "auto" else "")
+    model = f"{section.preset}: {info['n_params']:,} parameters, compute {dtype}, remat {section.model.remat}"
+    if init_from:
+        model += f"; initialised from {init_from} (its architecture)"
+    settings = [
+        ("model", model),
+        *_mesh_settings(section, hardware),
+        ("batch", f"{train.batch_size} sequences x {train.seq_len} tokens = {tokens_per_step:,} tokens per step"),
+        ("microbatches", f"{train.microbatches}: " + _per_device_microbatch(section, hardware.devices)),
+        ("optimizer", f"Decoupled AdamW, lr {optim.learning_rate:g} {optim.schedule} (warmup "
+                      f"{optim.warmup_steps} steps, final {optim.final_lr_fraction:g}x), weight decay "
+                      f"{optim.weight_decay:g}, b1 {optim.b1:g}, b2 {optim.b2:g}, eps {optim.eps:g}, clip "
+                      f"{optim.max_grad_norm:g}"),
+        ("steps", f"{train.steps:,} = {_tokens(train.steps * tokens_per_step)} tokens, "
+                  f"{info['flops_per_token'] * train.steps * tokens_per_step:.2e} training FLOPs"),
+        ("data", section.data.dir or "generated token stream (data.kind=synthetic)"),
+    ]
+    overrides = _overrides(section, pretrain.get_config(section.preset))
+    folder = os.path.join(workdir, name)
+    notes = []
+    if hardware.accelerator:
+        # The compile check needs only shapes, in one process: no data, checkpoints or process group.
+        aot = [o for o in overrides if not o.startswith(("--config.data.", "--config.train.init_from",
+                                                         "--config.checkpoint.", "--config.logging.",
+                                                         "--config.distributed."))]
+        notes.append(("aot_check", _join(["python", "-m", "experiments.aot_check",
+                                          f"--config=configs/pretrain.py:{section.preset}",
+                                          f"--devices={hardware.devices}",
+                                          f"--accelerator={hardware.accelerator}", *aot])))
+    if hardware.hosts > 1:
+        notes.append(("hosts", f"{hardware.hosts} hosts x {hardware.devices // hardware.hosts} devices: start "
+                               "the command above on every host (distributed.mode=on connects them); this "
+                               "experiment module runs in one process"))
+    return Stage(
+        group=group or name, name=name, title=title, section=section, call=_pretrain,
+        command=_join(["python", "-m", "experiments.pretrain", f"--config=configs/pretrain.py:{section.preset}",
+                       f"--workdir={folder}", *overrides]),
+        settings=settings, inputs=inputs, check=lambda n: validate_pretrain_config(section, n), notes=notes)
+
+
+def finetune_stage(name: str, section, kind: str, workdir: str, hardware, title: str, group: str,
+                   init_field: str, root_field: str) -> Stage:
+    """A finetune_mcq / _seqcls / _sft run from init_checkpoint; init_field and root_field name the config
+    fields its init_checkpoint and data_root came from (for the error when one is missing)."""
+    import importlib
+
+    from biomed_jax.adapt import finetune
+
+    init = section.init_checkpoint
+    inputs = [Input(init_field, os.path.join(init, "checkpoints") if init else "",
+                    f"a run directory with checkpoints/ (a converted model: {CONVERT_HINT})")]
+    task = section.task
+    inputs.append(_under_root(root_field, section.data_root, task.path,
+                              f"the {task.kind} files as released (task.path={task.path!r})"))
+    if kind == "sft" and section.sft.instructions:
+        inputs.append(_under_root(root_field, section.data_root, section.sft.instructions,
+                                  f"the instruction file sft.instructions={section.sft.instructions!r}"))
+    method = section.method + ("" if section.method == "full" else
+                               f" (rank {section.lora.rank}, alpha {section.lora.alpha:g}, dropout "
+                               f"{section.lora.dropout:g}, targets {section.lora.targets})")
+    if section.remat:
+        method += f"; remat {section.remat}"
+    train, optim = section.train, section.optim
+    per_row = " per option" if kind == "mcq" else ""
+    settings = [
+        ("model", f"{init or '(init_checkpoint not set)'}; method {method}"),
+        ("task", f"{task.kind} under {section.data_root or '(data_root not set)'}; " + _splits(section, kind)),
+        *_mesh_settings(section, hardware),
+        ("batch", f"{train.batch_size} examples x up to {section.max_len} tokens{per_row} "
+                  f"(<= {train.batch_size * section.max_len:,} tokens{per_row} per step); eval batch "
+                  f"{train.eval_batch_size}"),
+        ("optimizer", f"lr {optim.learning_rate:g} {optim.schedule} (warmup {optim.warmup_steps} steps), "
+                      f"weight decay {optim.weight_decay:g}"),
+        ("epochs", str(train.epochs)),
+    ]
+    base = importlib.import_module(f"configs.finetune_{kind}").get_config(section.preset)
+    folder = os.path.join(workdir, name)
+    notes = []
+    if hardware.hosts > 1:
+        notes.append(("hosts", f"{hardware.hosts} hosts: fine-tuning runs in one process (no jax.distributed "
+                               "start-up yet), so a mesh this size needs a single host with that many devices"))
+    return Stage(
+        group=group, name=name, title=title, section=section, call=_finetune(kind),
+        command=_command(f"experiments.finetune_{kind}", f"configs/finetune_{kind}.py:{section.preset}",
+                         section, base, [f"--workdir={folder}"]),
+        settings=settings, inputs=inputs, check=lambda n: finetune.validate(section, kind, n), notes=notes)
+
+
+def eval_stage(name: str, section, checkpoint: str, workdir: str, title: str, group: str, root_field: str,
+               checkpoint_field: str) -> Stage:
+    from configs import eval as eval_configs
+
+    inputs = [Input(checkpoint_field, os.path.join(checkpoint, "checkpoints") if checkpoint else "",
+                    "a run directory with checkpoints/ and tokenizer.json")]
+    tasks = []
+    for task_name, task in section.tasks.items():
+        if not task.methods.strip():
+            continue
+        inputs.append(_under_root(root_field, section.data_root, task.path,
+                                  f"the {task.kind} files as released (tasks.{task_name}.path={task.path!r})"))
+        tasks.append(f"{task_name} {task.methods} ({task.shots}-shot" + (f", first {task.limit}" if task.limit
+                                                                          else "") + ")")
+    methods = {m.strip() for t in section.tasks.values() for m in t.methods.split(",")}
+    generation = [f"cot {section.cot.max_new_tokens} new tokens"] if "cot" in methods else []
+    if "sc_cot" in methods:
+        generation.append(f"sc_cot {section.sc_cot.n} chains at temperature {section.sc_cot.temperature:g}")
+    folder = os.path.join(workdir, name)
+    return Stage(
+        group=group, name=name, title=title, section=section, call=_evaluate(checkpoint),
+        command=_command("experiments.evaluate", f"configs/eval.py:{section.suite}", section,
+                         eval_configs.get_config(section.suite), [f"--checkpoint={checkpoint}", f"--workdir={folder}"]),
+        settings=[("suite", f"{section.suite}: " + "; ".join(tasks)),
+                  ("checkpoint", checkpoint),
+                  ("batch", f"{section.batch_size}" + (f"; {', '.join(generation)}" if generation else ""))],
+        inputs=inputs, extra={"checkpoint": checkpoint})
+
+
+def _splits(section, kind: str) -> str:
+    """Where a fine-tuning run's train / dev / test questions come from."""
+    task = section.task
+
+    def split(name: str, fraction: float) -> str:
+        return name or (f"{fraction:g} of train" if fraction else "none")
+
+    train = ("instructions only" if kind == "sft" and not section.sft.benchmark_train
+             else task.train_split or "the whole file")
+    return (f"train {train} / dev {split(task.dev_split, task.dev_fraction)} / test "
+            f"{split(task.test_split, task.test_fraction)}" + (f"; first {task.limit} of each" if task.limit else ""))
+
+
+def _under_root(root_field: str, root: str, path: str, what: str) -> Input:
+    """A benchmark file under data_root ('' while data_root is not set)."""
+    return Input(root_field, os.path.join(root, path) if root else "", what)
+
+
+def _mesh_settings(section, hardware) -> list[tuple[str, str]]:
+    from biomed_jax import sharding as shd
+
+    try:
+        data, fsdp, tensor = shd.resolve_mesh_shape(section.mesh, hardware.devices)
+    except ValueError as e:
+        return [("mesh", f"ERROR: {e}")]
+    return [("mesh", f"data={data} fsdp={fsdp} tensor={tensor} = {hardware.devices} devices ({hardware.target})")]
+
+
+def _per_device_microbatch(section, devices: int) -> str:
+    from biomed_jax import sharding as shd
+
+    try:
+        data, fsdp, _ = shd.resolve_mesh_shape(section.mesh, devices)
+    except ValueError:
+        return "(mesh does not fit)"
+    per_device = section.train.batch_size / section.train.microbatches / (data * fsdp)
+    return f"{per_device:g} sequence(s) per device per microbatch"
+
+
+def _tokens(n: float) -> str:
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n:,.0f}"
+
+
+# --- equivalent command lines -------------------------------------------------------------------------
+
+
+def _flatten(tree: Mapping, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _overrides(section, base) -> list[str]:
+    """--config.a.b=value for every field where `section` differs from its preset `base`."""
+    ours, theirs = dict(_flatten(section.to_dict())), dict(_flatten(base.to_dict()))
+    if ours.keys() != theirs.keys():
+        raise ValueError(f"a stage config's fields differ from its preset's, so no command line can express it: "
+                         f"{sorted(ours.keys() ^ theirs.keys())}")
+    return [f"--config.{key}={_cli_value(value)}" for key, value in ours.items() if value != theirs[key]]
+
+
+def _cli_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return repr(tuple(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _command(module: str, config: str, section, base, args: list[str]) -> str:
+    return _join(["python", "-m", module, f"--config={config}", *args, *_overrides(section, base)])
+
+
+def _join(argv: list[str]) -> str:
+    return " ".join(map(_quote, argv))
+
+
+def _quote(arg: str) -> str:
+    """Quotes only what the shell needs: --config.a="('x',)" rather than '--config.a=('"'"'x'"'"',)'."""
+    key, eq, value = arg.partition("=")
+    if eq and shlex.quote(key) == key:
+        return key + eq + _quote(value)
+    quoted = shlex.quote(arg)
+    if quoted != arg and "'" in arg and not any(c in arg for c in '"$`\\!'):
+        return f'"{arg}"'
+    return quoted
+
+
+# --- --plan --------------------------------------------------------------------------------------------
+
+
+def print_plan(cfg, stages: list[Stage], selected: list[Stage], workdir: str) -> bool:
+    """Prints every selected stage; returns False if a section does not fit the target's devices."""
+    hw = cfg.hardware
+    print(f"{cfg.experiment} ({cfg.preset}) -> {workdir}")
+    print(f"hardware: paper {hw.paper}")
+    print(f"          target {hw.target}: {hw.devices} device(s) on {hw.hosts} host(s)")
+    ok = True
+    for i, stage in enumerate(selected, 1):
+        print(f"\n[{i}/{len(selected)}] {stage.name}: {stage.title}")
+        print(f"  {'folder':<12} {stage.folder(workdir)}")
+        for key, value in stage.settings:
+            print(f"  {key:<12} {value}")
+        if stage.check is not None:
+            try:
+                stage.check(hw.devices)
+                print(f"  {'check':<12} ok for {hw.devices} device(s)")
+            except ValueError as e:
+                ok = False
+                print(f"  {'check':<12} ERROR: {e}")
+        print(f"  {'command':<12} {stage.command}")
+        for key, value in stage.notes:
+            print(f"  {key:<12} {value}")
+    external = [f"{inp.field} = {inp.path or '(not set)'}" for s in selected for inp in s.inputs
+                if not any(_inside(inp.path, other.folder(workdir)) for other in stages)]
+    if external:
+        print("\ninputs that must exist before the run:\n  " + "\n  ".join(dict.fromkeys(external)))
+    return ok
+
+
+# --- results --------------------------------------------------------------------------------------------
+
+
+def write_results(workdir: str, markdown: str, data: dict) -> None:
+    """WORKDIR/results.md and results.json; the table is printed too."""
+    with open(os.path.join(workdir, "results.md"), "w") as f:
+        f.write(markdown)
+    _write_json(os.path.join(workdir, "results.json"), data)
+    print("\n" + markdown)
+    print(f"wrote {workdir}/results.md and results.json")
+
+
+def percent(x: float | None) -> str:
+    """An accuracy in [0, 1] as a percentage cell."""
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def pretrain_line(name: str, section, summary: dict) -> str:
+    """One line on a finished pretraining stage for a results.md."""
+    val = summary["val_loss"]
+    return (f"{name}: {section.preset}, {summary['step']:,} steps of {section.train.batch_size} x "
+            f"{section.train.seq_len} tokens, validation loss {'—' if val is None else f'{val:.3f}'}")
