@@ -3,7 +3,7 @@
     python -m experiments.bench_train --config=configs/pretrain.py:gpt2_125m \
         --config.train.batch_size=8 --config.train.seq_len=512 --config.train.microbatches=1 \
         [--config.model.remat=full --config.model.scan_layers=False --config.model.attention=cudnn ...] \
-        [--compare=torch] [--steps=10] [--json=OUT.json]
+        [--compare=torch] [--steps=10] [--json=OUT.json] [--profile_dir=DIR]
 
 biomed_jax's side is the pretraining step itself (biomed_jax/train/setup.py: the config's mesh,
 sharding, Decoupled AdamW with clipping, microbatching, donation) on a fixed random batch. The torch
@@ -13,7 +13,8 @@ gradient clipping at optim.max_grad_norm, torch.optim.AdamW with the same hyperp
 with bfloat16 autocast when the model computes in bfloat16, fp32 otherwise; transformers' default
 (SDPA) attention. Both see the same batch (one document per row, causal attention).
 
-Timed steps alternate between the two (so both see the same background load); the median step
+Timed steps alternate between the two (so both see the same background load), each after a short
+pause (--pause_s) so neither runs while the other's thread pool is still spinning; the median step
 time is reported and used for tokens/s and the ratio (biomed_jax's tokens/s over torch's: > 1 means
 biomed_jax is faster). Compilation (jax) and the first step (torch) are excluded and reported.
 MFU = flops_per_token (6 N + attention, biomed_jax.models.info) x tokens/s over the devices' peak
@@ -34,8 +35,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/pretrain.py:gpt2_12
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per side.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps per side after the first (compiling) one.")
 _COMPARE = flags.DEFINE_enum("compare", "none", ["none", "torch"], "Also time a transformers step of the same shape.")
+_PAUSE = flags.DEFINE_float("pause_s", 1.0, "Idle seconds before each timed step: lets the other side's worker "
+                             "threads (torch's OpenMP pool spins after each op) go quiet first.")
 _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads on CPU; 0 = torch's default.")
 _JSON = flags.DEFINE_string("json", "", "Also write the report here as JSON.")
+_PROFILE = flags.DEFINE_string("profile_dir", "", "Also trace 3 biomed_jax steps with jax.profiler into this folder "
+                               "(open with TensorBoard's profile plugin or xprof).")
 
 
 def _random_batch(cfg, seed: int):
@@ -95,7 +100,8 @@ class TorchStep:
         self.targets = torch.as_tensor(batch["targets"], dtype=torch.long, device=self.device)
         self.info = dict(device=self.device, threads=torch.get_num_threads(), bf16_autocast=self.autocast,
                          attention=getattr(self.model.config, "_attn_implementation", "default"),
-                         gradient_checkpointing=model_cfg.remat != "none")
+                         gradient_checkpointing=model_cfg.remat != "none",
+                         n_params=sum(p.numel() for p in self.model.parameters()))
 
     def __call__(self) -> float:
         torch = self.torch
@@ -152,6 +158,7 @@ def main(argv):
             step()
     for _ in range(_STEPS.value):  # alternate, so both sides share any background load
         for name, step in sides.items():
+            time.sleep(_PAUSE.value)
             times[name].append(_timed(step))
     for name in sides:
         step_time = statistics.median(times[name])
@@ -160,6 +167,11 @@ def main(argv):
         report[f"{name}_tokens_per_s"] = tokens_per_sec
         report[f"{name}_tflops_per_s"] = info["flops_per_token"] * tokens_per_sec / 1e12
         report[f"{name}_mfu"] = mfu(info["flops_per_token"], tokens_per_sec, n_devices, peak)
+    if _PROFILE.value:
+        with jax.profiler.trace(_PROFILE.value):
+            for _ in range(3):
+                sides["biomed_jax"]()
+        report["profile_dir"] = _PROFILE.value
     if jax.default_backend() == "gpu":
         stats = jax.devices()[0].memory_stats() or {}
         report["biomed_jax_peak_gib"] = stats.get("peak_bytes_in_use", 0) / 2**30
@@ -168,6 +180,7 @@ def main(argv):
 
             report["torch_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     if "torch" in sides:
+        report["torch_n_params"] = sides["torch"].info["n_params"]
         report["ratio"] = report["biomed_jax_tokens_per_s"] / report["torch_tokens_per_s"]
 
     print("\n| side | step (s, median) | tokens/s | model TFLOP/s | MFU | first step (s) |")

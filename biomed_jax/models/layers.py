@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
+from biomed_jax.models.attention import causal_attention
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.kv_cache import KVCache, cached_attention
 from biomed_jax.sharding import constrain
@@ -96,7 +97,8 @@ def rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
 
 
 class Attention(nnx.Module):
-    """Causal multi-head / grouped-query attention through jax.nn.dot_product_attention."""
+    """Causal multi-head / grouped-query attention: models/attention.py in XLA, or cuDNN flash attention
+    through jax.nn.dot_product_attention."""
 
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
@@ -131,12 +133,15 @@ class Attention(nnx.Module):
             cache, k, v = cache.write(layer, k, v)
             out = cached_attention(q, k, v, cache.attention_mask(q.shape[1]))
             return self.o_proj(constrain(out, q_axes)), cache
-        mask = None
-        if segment_ids is not None:
-            # Packed documents: a token attends only within its own segment (and causally).
-            mask = (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None, :, :]
-        out = jax.nn.dot_product_attention(
-            q, k, v, mask=mask, is_causal=True, implementation=cfg.attention_impl)
+        if cfg.attention_impl == "xla":
+            out = causal_attention(q, k, v, segment_ids)
+        else:
+            mask = None
+            if segment_ids is not None:
+                # Packed documents: a token attends only within its own segment (and causally).
+                mask = (segment_ids[:, :, None] == segment_ids[:, None, :])[:, None, :, :]
+            out = jax.nn.dot_product_attention(
+                q, k, v, mask=mask, is_causal=True, implementation=cfg.attention_impl)
         out = checkpoint_name(constrain(out, q_axes), "attention_out")
         return self.o_proj(out)
 

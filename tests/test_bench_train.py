@@ -1,0 +1,19 @@
+"""experiments.bench_train runs the pretraining step and a transformers step of the same shape, and
+reports both (the figures themselves are measured by hand, never asserted)."""
+
+import json
+
+from helpers import run_cli
+
+
+def test_side_by_side_report_compares_the_same_model(tmp_path):
+    path = tmp_path / "report.json"
+    proc = run_cli("experiments.bench_train", "--config=configs/pretrain.py:tiny", "--config.train.batch_size=2",
+                   "--config.train.seq_len=64", "--compare=torch", "--steps=1", "--warmup=0", "--pause_s=0",
+                   f"--json={path}")
+    report = json.loads(path.read_text())
+    assert report["torch_n_params"] == report["n_params"]  # same architecture on both sides
+    assert report["biomed_jax_tokens_per_s"] > 0 and report["torch_tokens_per_s"] > 0
+    assert report["ratio"] == report["biomed_jax_tokens_per_s"] / report["torch_tokens_per_s"]
+    assert report["biomed_jax_mfu"] is None  # CPU: no tabulated peak
+    assert "biomed_jax / torch tokens/s" in proc.stdout
