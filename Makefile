@@ -1,11 +1,12 @@
-# biomed_jax: `make setup` (virtualenv + install), `make test`, `make quickstart`.
+# biomed_jax: `make setup` (virtualenv + install), `make test` (what CI runs: all but the `slow` tests),
+# `make test-all`, `make quickstart`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/quickstart
 
-.PHONY: setup test test-fast quickstart clean
+.PHONY: setup test test-all quickstart clean
 
 setup: $(STAMP)
 
@@ -17,10 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	$(BIN)/python -m pytest -q tests
-
-test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test-all: setup
+	$(BIN)/python -m pytest -q tests
 
 quickstart: setup
 	$(BIN)/python -m experiments.quickstart --workdir=$(WORKDIR)

@@ -215,6 +215,7 @@ def _save_random_base(directory: str, tokenizer_path: str) -> None:
                tokenizer_path)
 
 
+@pytest.mark.slow  # ~100 s on 2 cores; int8-LoRA merging itself is covered by test_lora_trains_only_adapters...
 def test_int8_lora_sft_from_the_command_line_saves_adapters_and_a_merged_model(toy_root, tmp_path):
     base, workdir = str(tmp_path / "base"), str(tmp_path / "sft")
     _save_random_base(base, f"{toy_root}/tokenizer.json")

@@ -3,9 +3,12 @@ reports both (the figures themselves are measured by hand, never asserted)."""
 
 import json
 
+import pytest
+
 from helpers import run_cli
 
 
+@pytest.mark.slow  # ~30 s: imports torch and compiles both sides
 def test_side_by_side_report_compares_the_same_model(tmp_path):
     path = tmp_path / "report.json"
     proc = run_cli("experiments.bench_train", "--config=configs/pretrain.py:tiny", "--config.train.batch_size=2",

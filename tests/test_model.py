@@ -120,15 +120,15 @@ def test_grouped_query_attention_equals_mha_with_repeated_kv_heads():
     np.testing.assert_allclose(jitted(gqa)(tokens), jitted(mha)(tokens), atol=1e-5)
 
 
-@pytest.mark.parametrize("seq, n_heads, n_kv_heads", [(300, 8, 2), (129, 4, 4), (17, 4, 1)])
+@pytest.mark.parametrize("seq, n_heads, n_kv_heads", [(260, 4, 2), (17, 2, 1)])
 def test_blocked_causal_attention_equals_full_attention_with_its_gradients(seq, n_heads, n_kv_heads):
-    """models/attention.py skips the causal upper triangle block by block (300 tokens: 3 query blocks):
+    """models/attention.py skips the causal upper triangle block by block (260 tokens: 3 query blocks):
     same outputs and gradients as jax.nn.dot_product_attention, with and without packed segments."""
     from biomed_jax.models.attention import causal_attention
 
     keys = jax.random.split(jax.random.key(0), 5)
-    q = jax.random.normal(keys[0], (2, seq, n_heads, 16))
-    k, v = (jax.random.normal(key, (2, seq, n_kv_heads, 16)) for key in keys[1:3])
+    q = jax.random.normal(keys[0], (2, seq, n_heads, 8))
+    k, v = (jax.random.normal(key, (2, seq, n_kv_heads, 8)) for key in keys[1:3])
     segments = jnp.cumsum(jax.random.uniform(keys[3], (2, seq)) < 0.03, axis=1)
     weights = jax.random.normal(keys[4], q.shape)
     for segment_ids in (None, segments):
@@ -140,8 +140,10 @@ def test_blocked_causal_attention_equals_full_attention_with_its_gradients(seq, 
         def blocked(q, k, v):
             return jnp.sum(weights * causal_attention(q, k, v, segment_ids))
 
-        np.testing.assert_allclose(blocked(q, k, v), reference(q, k, v), atol=1e-4)
-        for got, want in zip(jax.grad(blocked, (0, 1, 2))(q, k, v), jax.grad(reference, (0, 1, 2))(q, k, v)):
+        (got_sum, got_grads), (want_sum, want_grads) = (
+            jax.jit(jax.value_and_grad(f, (0, 1, 2)))(q, k, v) for f in (blocked, reference))
+        np.testing.assert_allclose(got_sum, want_sum, atol=1e-4)
+        for got, want in zip(got_grads, want_grads):
             np.testing.assert_allclose(got, want, atol=2e-5)
 
 
