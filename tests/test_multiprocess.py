@@ -72,3 +72,16 @@ def test_a_single_process_is_left_alone(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     assert distributed.initialize({"mode": "auto"}) is False
     assert distributed.initialize({"mode": "off", "coordinator_address": "localhost:1"}) is False
+
+
+def test_launcher_gives_each_process_its_devices_and_identity():
+    from experiments.launch_local import process_env
+
+    cpu = process_env(1, 2, 1234, "cpu", 4)
+    assert (cpu["JAX_COORDINATOR_ADDRESS"], cpu["JAX_NUM_PROCESSES"], cpu["JAX_PROCESS_ID"]) == ("localhost:1234", "2", "1")
+    assert cpu["XLA_FLAGS"].split().count("--xla_force_host_platform_device_count=4") == 1
+    assert "--xla_force_host_platform_device_count=8" not in cpu["XLA_FLAGS"]  # the test session's own count
+    assert [process_env(i, 4, 1, "gpu", 0, n_gpus=8)["JAX_LOCAL_DEVICE_IDS"] for i in range(4)] == \
+        ["0,1", "2,3", "4,5", "6,7"]
+    with pytest.raises(ValueError, match="needs 6 GPUs; this machine has 4"):
+        process_env(0, 2, 1, "gpu", 3, n_gpus=4)
