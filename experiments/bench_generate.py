@@ -2,7 +2,7 @@
 against transformers' generate on torch CPU, same weights, same prompts, greedy, in one run.
 
     python -m experiments.bench_generate [--preset=gpt2_125m] [--batch_sizes=1,16] [--prompt_len=32] \
-        [--new_tokens=64] [--repeats=5] [--torch_threads=N]
+        [--new_tokens=64] [--repeats=5] [--torch_threads=N] [--matmul_floor]
 
 A random-weight Hugging Face model of the preset's shape is built once, saved as safetensors to a
 temporary folder and read into biomed_jax (so both sides run the same weights). Tokens/s counts
@@ -11,6 +11,11 @@ included; timed calls alternate between the two (so both see the same background
 best of `repeats` is reported. biomed_jax's first call (tracing and XLA compilation) and
 transformers' first call are excluded and reported separately. No stop token:
 every row generates exactly new_tokens tokens on both sides.
+
+--matmul_floor also times, per batch size, one decode step's weight matmuls alone (q/k/v fused,
+output, MLP, LM head; no attention, norms or cache) in each library. A decode step cannot be
+faster than its matmuls, so this floor bounds the speed-up any generate loop can show over
+transformers' measured step time.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per measurement, alte
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the weights and prompts.")
 _SKIP_HF = flags.DEFINE_bool("skip_transformers", False, "Measure biomed_jax only.")
 _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads for transformers; 0 = torch's default.")
+_FLOOR = flags.DEFINE_bool("matmul_floor", False, "Also time one decode step's weight matmuls alone in jax and torch.")
+_FLOOR_DTYPES = flags.DEFINE_list("floor_dtypes", ["float32"], "Weight/activation dtypes of the matmul floor "
+                                  "(float32, bfloat16); the generate comparison itself is float32.")
 
 
 def main(argv):
@@ -49,6 +57,8 @@ def main(argv):
     from configs.models import model_preset
 
     quiet_library_logs()
+    if _FLOOR.value and _SKIP_HF.value:
+        raise app.UsageError("--matmul_floor compares against transformers' step: drop --skip_transformers")
     if _TORCH_THREADS.value:
         torch.set_num_threads(_TORCH_THREADS.value)
     cfg = ModelConfig.from_dict({**model_preset(_PRESET.value), "dtype": "float32", "remat": "none"})
@@ -102,6 +112,9 @@ def main(argv):
             if not _SKIP_HF.value:
                 row["hf"].append(_timed(hf_generate)[0])
         row["jax_compile"] = first_jax - min(row["jax"])
+        if _FLOOR.value:
+            row["floor"] = {dtype: matmul_floor(cfg, batch, _REPEATS.value, _SEED.value, dtype)
+                            for dtype in _FLOOR_DTYPES.value}
         rows.append(row)
         print(f"batch {batch}: biomed_jax calls {_fmt(row['jax'])} s; transformers calls {_fmt(row['hf'])} s",
               flush=True)
@@ -122,6 +135,82 @@ def main(argv):
     for r in rows:
         print(f"| {r['batch']} | {tps(r, 'jax'):.1f} | {tps(r, 'hf'):.1f} | {tps(r, 'jax') / tps(r, 'hf'):.2f}x | "
               f"{r['jax_compile']:.1f} | {r['hf_warm']:.1f} | {100 * r['same']:.0f}% |")
+    if _FLOOR.value:
+        print()
+        floor_heads = "".join(f"matmuls alone {dtype}, jax | matmuls alone {dtype}, torch | "
+                              for dtype in _FLOOR_DTYPES.value)
+        print(f"| batch | biomed_jax step | transformers step | {floor_heads}step for 2x transformers |")
+        print("|---:" * (4 + 2 * len(_FLOOR_DTYPES.value)) + "|")
+        for r in rows:
+            jax_step, hf_step = 1e3 * min(r["jax"]) / new_tokens, 1e3 * min(r["hf"]) / new_tokens
+            floors = "".join(f"{j:.1f} | {t:.1f} | " for j, t in r["floor"].values())
+            print(f"| {r['batch']} | {jax_step:.1f} | {hf_step:.1f} | {floors}{hf_step / 2:.1f} |")
+        print("(milliseconds; step = a whole generate call / new tokens, prefill included)")
+
+
+def matmul_floor(cfg, batch: int, repeats: int, seed: int, dtype: str = "float32") -> tuple[float, float]:
+    """Best-of-`repeats` ms of one decode step's weight matmuls alone in `dtype`: (jax, torch)."""
+    jax_step, torch_step = floor_steps(cfg, batch, seed, dtype)
+    return _best_ms(jax_step, repeats), _best_ms(torch_step, repeats)
+
+
+def floor_steps(cfg, batch: int, seed: int, dtype: str = "float32"):
+    """(jax_step, torch_step): one decode step's weight matmuls, same weights, each returning logits.
+
+    Each layer: fused q/k/v, output, MLP up (and gate for SwiGLU), down; then the LM head. Every
+    layer has its own weights (as in the model), so they stream from memory as in a real step; the
+    torch side uses F.linear on (out, in) weights, as transformers' nn.Linear does.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"--floor_dtypes: {dtype!r} is not float32 or bfloat16")
+    d, f, v = cfg.d_model, cfg.d_ff, cfg.vocab_size
+    qkv_out = (cfg.n_heads + 2 * cfg.n_kv_heads) * cfg.head_dim
+    shapes = [(d, qkv_out), (cfg.n_heads * cfg.head_dim, d), (d, f), (f, d)]
+    if cfg.mlp == "swiglu":
+        shapes.append((d, f))
+    rng = np.random.default_rng(seed)
+    weights = [[(rng.standard_normal(s, dtype=np.float32) * 0.02) for s in shapes] for _ in range(cfg.n_layers)]
+    head = rng.standard_normal((v, d), dtype=np.float32) * 0.02
+    x = np.full((batch, d), 0.1, np.float32)
+    jax_dtype, torch_dtype = jnp.dtype(dtype), getattr(torch, dtype)
+
+    def jax_matmuls(x, layers, head):
+        for qkv, o, up, down, *gate in layers:
+            x = x + (x @ qkv)[:, :o.shape[0]] @ o
+            hidden = x @ up if not gate else jax.nn.silu(x @ gate[0]) * (x @ up)
+            x = x + jax.nn.relu(hidden) @ down
+        return x @ head.T
+
+    compiled = jax.jit(jax_matmuls)
+    args = (jnp.asarray(x, jax_dtype), [[jnp.asarray(w, jax_dtype) for w in layer] for layer in weights],
+            jnp.asarray(head, jax_dtype))
+    torch_layers = [[torch.from_numpy(np.ascontiguousarray(w.T)).to(torch_dtype) for w in layer] for layer in weights]
+    torch_head, torch_x = torch.from_numpy(head).to(torch_dtype), torch.from_numpy(x).to(torch_dtype)
+
+    def jax_step():
+        return jax.block_until_ready(compiled(*args))
+
+    def torch_step():
+        with torch.inference_mode():
+            x = torch_x
+            for qkv, o, up, down, *gate in torch_layers:
+                x = x + F.linear(F.linear(x, qkv)[:, :o.shape[1]], o)
+                hidden = F.linear(x, up) if not gate else F.silu(F.linear(x, gate[0])) * F.linear(x, up)
+                x = x + F.linear(torch.relu(hidden), down)
+            return F.linear(x, torch_head)
+
+    return jax_step, torch_step
+
+
+def _best_ms(fn, repeats: int) -> float:
+    fn()
+    return 1e3 * min(_timed(fn)[0] for _ in range(max(repeats, 3)))
 
 
 def _timed(fn):
