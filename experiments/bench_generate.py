@@ -13,9 +13,9 @@ transformers' first call are excluded and reported separately. No stop token:
 every row generates exactly new_tokens tokens on both sides.
 
 --matmul_floor also times, per batch size, one decode step's weight matmuls alone (q/k/v fused,
-output, MLP, LM head; no attention, norms or cache) in each library. A decode step cannot be
-faster than its matmuls, so this floor bounds the speed-up any generate loop can show over
-transformers' measured step time.
+output, MLP, LM head; no attention, norms or cache) in each library (experiments/matmul_floor.py).
+A decode step cannot be faster than its matmuls, so this floor bounds the speed-up any generate
+loop can show over transformers' measured step time.
 """
 
 from __future__ import annotations
@@ -150,67 +150,10 @@ def main(argv):
 
 def matmul_floor(cfg, batch: int, repeats: int, seed: int, dtype: str = "float32") -> tuple[float, float]:
     """Best-of-`repeats` ms of one decode step's weight matmuls alone in `dtype`: (jax, torch)."""
-    jax_step, torch_step = floor_steps(cfg, batch, seed, dtype)
-    return _best_ms(jax_step, repeats), _best_ms(torch_step, repeats)
+    from experiments.matmul_floor import best_seconds, decode_floor_steps
 
-
-def floor_steps(cfg, batch: int, seed: int, dtype: str = "float32"):
-    """(jax_step, torch_step): one decode step's weight matmuls, same weights, each returning logits.
-
-    Each layer: fused q/k/v, output, MLP up (and gate for SwiGLU), down; then the LM head. Every
-    layer has its own weights (as in the model), so they stream from memory as in a real step; the
-    torch side uses F.linear on (out, in) weights, as transformers' nn.Linear does.
-    """
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    if dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"--floor_dtypes: {dtype!r} is not float32 or bfloat16")
-    d, f, v = cfg.d_model, cfg.d_ff, cfg.vocab_size
-    qkv_out = (cfg.n_heads + 2 * cfg.n_kv_heads) * cfg.head_dim
-    shapes = [(d, qkv_out), (cfg.n_heads * cfg.head_dim, d), (d, f), (f, d)]
-    if cfg.mlp == "swiglu":
-        shapes.append((d, f))
-    rng = np.random.default_rng(seed)
-    weights = [[(rng.standard_normal(s, dtype=np.float32) * 0.02) for s in shapes] for _ in range(cfg.n_layers)]
-    head = rng.standard_normal((v, d), dtype=np.float32) * 0.02
-    x = np.full((batch, d), 0.1, np.float32)
-    jax_dtype, torch_dtype = jnp.dtype(dtype), getattr(torch, dtype)
-
-    def jax_matmuls(x, layers, head):
-        for qkv, o, up, down, *gate in layers:
-            x = x + (x @ qkv)[:, :o.shape[0]] @ o
-            hidden = x @ up if not gate else jax.nn.silu(x @ gate[0]) * (x @ up)
-            x = x + jax.nn.relu(hidden) @ down
-        return x @ head.T
-
-    compiled = jax.jit(jax_matmuls)
-    args = (jnp.asarray(x, jax_dtype), [[jnp.asarray(w, jax_dtype) for w in layer] for layer in weights],
-            jnp.asarray(head, jax_dtype))
-    torch_layers = [[torch.from_numpy(np.ascontiguousarray(w.T)).to(torch_dtype) for w in layer] for layer in weights]
-    torch_head, torch_x = torch.from_numpy(head).to(torch_dtype), torch.from_numpy(x).to(torch_dtype)
-
-    def jax_step():
-        return jax.block_until_ready(compiled(*args))
-
-    def torch_step():
-        with torch.inference_mode():
-            x = torch_x
-            for qkv, o, up, down, *gate in torch_layers:
-                x = x + F.linear(F.linear(x, qkv)[:, :o.shape[1]], o)
-                hidden = F.linear(x, up) if not gate else F.silu(F.linear(x, gate[0])) * F.linear(x, up)
-                x = x + F.linear(torch.relu(hidden), down)
-            return F.linear(x, torch_head)
-
-    return jax_step, torch_step
-
-
-def _best_ms(fn, repeats: int) -> float:
-    fn()
-    return 1e3 * min(_timed(fn)[0] for _ in range(max(repeats, 3)))
+    jax_step, torch_step = decode_floor_steps(cfg, batch, seed, dtype)
+    return 1e3 * best_seconds(jax_step, repeats), 1e3 * best_seconds(torch_step, repeats)
 
 
 def _timed(fn):

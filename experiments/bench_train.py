@@ -3,7 +3,7 @@
     python -m experiments.bench_train --config=configs/pretrain.py:gpt2_125m \
         --config.train.batch_size=8 --config.train.seq_len=512 --config.train.microbatches=1 \
         [--config.model.remat=full --config.model.scan_layers=False --config.model.attention=cudnn ...] \
-        [--compare=torch] [--steps=10] [--json=OUT.json] [--profile_dir=DIR]
+        [--compare=torch] [--steps=10] [--json=OUT.json] [--profile_dir=DIR] [--matmul_floor]
 
 biomed_jax's side is the pretraining step itself (biomed_jax/train/setup.py: the config's mesh,
 sharding, Decoupled AdamW with clipping, microbatching, donation) on a fixed random batch. The torch
@@ -19,6 +19,9 @@ time is reported and used for tokens/s and the ratio (biomed_jax's tokens/s over
 biomed_jax is faster). Compilation (jax) and the first step (torch) are excluded and reported.
 MFU = flops_per_token (6 N + attention, biomed_jax.models.info) x tokens/s over the devices' peak
 bf16 FLOP/s; null on CPU, whose peak is not tabulated (achieved TFLOP/s is printed instead).
+
+--matmul_floor (fp32 models) also times the step's matmuls alone, forward and backward, in jax and
+torch (experiments/matmul_floor.py): how much of a gap between the two whole steps is matmul speed.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ _PAUSE = flags.DEFINE_float("pause_s", 1.0, "Idle seconds before each timed step
                              "threads (torch's OpenMP pool spins after each op) go quiet first.")
 _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads on CPU; 0 = torch's default.")
 _JSON = flags.DEFINE_string("json", "", "Also write the report here as JSON.")
+_FLOOR = flags.DEFINE_bool("matmul_floor", False, "Also time the step's matmuls alone (forward + backward) in jax "
+                            "and torch, fp32.")
 _PROFILE = flags.DEFINE_string("profile_dir", "", "Also trace 3 biomed_jax steps with jax.profiler into this folder "
                                "(open with TensorBoard's profile plugin or xprof).")
 
@@ -115,6 +120,18 @@ class TorchStep:
         return float(loss)  # synchronises on CUDA
 
 
+def _matmul_floor(model_cfg, batch_size: int, seq_len: int, seed: int) -> dict:
+    import torch
+
+    from experiments.matmul_floor import best_seconds, train_floor_steps
+
+    if "float32" not in str(model_cfg.compute_dtype):
+        raise app.UsageError("--matmul_floor times fp32 matmuls: add --config.model.dtype=float32")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    jax_step, torch_step = train_floor_steps(model_cfg, batch_size, seq_len, seed, device)
+    return {"floor_jax_s": best_seconds(jax_step, 3), "floor_torch_s": best_seconds(torch_step, 3)}
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -172,6 +189,8 @@ def main(argv):
             for _ in range(3):
                 sides["biomed_jax"]()
         report["profile_dir"] = _PROFILE.value
+    if _FLOOR.value:
+        report.update(_matmul_floor(model_cfg, cfg.train.batch_size, cfg.train.seq_len, cfg.seed))
     if jax.default_backend() == "gpu":
         stats = jax.devices()[0].memory_stats() or {}
         report["biomed_jax_peak_gib"] = stats.get("peak_bytes_in_use", 0) / 2**30
@@ -192,6 +211,9 @@ def main(argv):
               f"{report[f'{name}_first_step_s']:.1f} |")
     if "ratio" in report:
         print(f"\nbiomed_jax / torch tokens/s: {report['ratio']:.2f}x")
+    if _FLOOR.value:
+        print(f"matmuls alone (forward + backward, no norms, softmax or optimizer): biomed_jax "
+              f"{report['floor_jax_s']:.3f} s, torch {report['floor_torch_s']:.3f} s")
     line = json.dumps(report)
     print(line)
     if _JSON.value:
