@@ -77,13 +77,14 @@ def decode_floor_steps(cfg, batch: int, seed: int, dtype: str = "float32"):
     return jax_step, torch_step
 
 
-def train_floor_steps(cfg, batch: int, seq_len: int, seed: int, device: str = "cpu"):
+def train_floor_steps(cfg, batch: int, seq_len: int, seed: int, device: str = "cpu", attention: bool = True):
     """(jax_step, torch_step): forward + backward of a training step's matmuls, fp32.
 
     Besides the weight matmuls, each layer has the attention matmuls (scores and values, all heads,
-    the full seq x seq: no mask, no softmax). The loss is sum(logits * C) for a fixed random C, so
-    the LM head's backward matmuls are real. Each step returns (loss, gradient of the LM head);
-    the torch side runs on `device` ("cpu" or "cuda").
+    the full seq x seq: no mask, no softmax); attention=False leaves them out (the queries go
+    straight to the output projection) to separate the two. The backward starts from a fixed random
+    cotangent of the logits. Each step returns (logits, LM head gradient, per-layer gradients), all
+    materialised, so no matmul is pruned; the torch side runs on `device` ("cpu" or "cuda").
     """
     import jax
     import jax.numpy as jnp
@@ -96,25 +97,32 @@ def train_floor_steps(cfg, batch: int, seq_len: int, seed: int, device: str = "c
     x = rng.standard_normal((batch * seq_len, cfg.d_model), dtype=np.float32)
     cotangent = rng.standard_normal((batch * seq_len, cfg.vocab_size), dtype=np.float32)
 
-    def jax_loss(layers, head, x, cotangent):
+    def jax_forward(layers, head, x):
         for qkv, o, up, down, *gate in layers:
             q, key, value = jnp.split(x @ qkv, [n * h, (n + k) * h], axis=1)
             q = q.reshape(batch, seq_len, k, n // k, h)
             key, value = key.reshape(batch, seq_len, k, h), value.reshape(batch, seq_len, k, h)
-            scores = jnp.einsum("btkgh,bskh->bkgts", q, key) * 1e-3
-            attended = jnp.einsum("bkgts,bskh->btkgh", scores, value).reshape(batch * seq_len, n * h)
+            if attention:
+                scores = jnp.einsum("btkgh,bskh->bkgts", q, key) * 1e-3
+                attended = jnp.einsum("bkgts,bskh->btkgh", scores, value).reshape(batch * seq_len, n * h)
+            else:
+                attended = q.reshape(batch * seq_len, n * h) + key.mean() + value.mean()
             x = x + attended @ o
             hidden = x @ up if not gate else jax.nn.silu(x @ gate[0]) * (x @ up)
             x = x + jax.nn.relu(hidden) @ down
-        return jnp.sum((x @ head.T) * cotangent)
+        return x @ head.T
 
-    grad = jax.jit(jax.value_and_grad(jax_loss, argnums=(0, 1)))
+    @jax.jit
+    def forward_backward(layers, head, x, cotangent):
+        logits, backward = jax.vjp(lambda layers, head: jax_forward(layers, head, x), layers, head)
+        return logits, backward(cotangent)  # every gradient is an output, so none is pruned
+
     args = ([[jnp.asarray(w) for w in layer] for layer in weights], jnp.asarray(head), jnp.asarray(x),
             jnp.asarray(cotangent))
 
     def jax_step():
-        loss, (_, head_grad) = jax.block_until_ready(grad(*args))
-        return loss, head_grad
+        logits, (layer_grads, head_grad) = jax.block_until_ready(forward_backward(*args))
+        return logits, head_grad, layer_grads
 
     def param(w):
         return torch.tensor(w, device=device, requires_grad=True)
@@ -129,19 +137,22 @@ def train_floor_steps(cfg, batch: int, seq_len: int, seed: int, device: str = "c
             q, key, value = F.linear(x, qkv).split([n * h, k * h, k * h], dim=1)
             q = q.reshape(batch, seq_len, k, n // k, h)
             key, value = key.reshape(batch, seq_len, k, h), value.reshape(batch, seq_len, k, h)
-            scores = torch.einsum("btkgh,bskh->bkgts", q, key) * 1e-3
-            attended = torch.einsum("bkgts,bskh->btkgh", scores, value).reshape(batch * seq_len, n * h)
+            if attention:
+                scores = torch.einsum("btkgh,bskh->bkgts", q, key) * 1e-3
+                attended = torch.einsum("bkgts,bskh->btkgh", scores, value).reshape(batch * seq_len, n * h)
+            else:
+                attended = q.reshape(batch * seq_len, n * h) + key.mean() + value.mean()
             x = x + F.linear(attended, o)
             hidden = F.linear(x, up) if not gate else F.silu(F.linear(x, gate[0])) * F.linear(x, up)
             x = x + F.linear(torch.relu(hidden), down)
-        loss = torch.sum(F.linear(x, torch_head) * torch_cotangent)
-        loss.backward()
-        head_grad = torch_head.grad
+        logits = F.linear(x, torch_head)
+        logits.backward(torch_cotangent)
+        head_grad, layer_grads = torch_head.grad, [[w.grad for w in layer] for layer in torch_layers]
         for p in [torch_head] + [w for layer in torch_layers for w in layer]:
             p.grad = None
         if device == "cuda":
             torch.cuda.synchronize()
-        return loss.detach(), head_grad
+        return logits.detach(), head_grad, layer_grads
 
     return jax_step, torch_step
 

@@ -18,15 +18,20 @@ def test_decode_floor_computes_the_same_logits_in_both_libraries(preset):
     np.testing.assert_allclose(jax_logits, torch_logits, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("preset", ["tiny", "tiny_llama"])  # tiny_llama: SwiGLU and grouped kv heads
-def test_train_floor_computes_the_same_loss_and_gradients_in_both_libraries(preset):
+@pytest.mark.parametrize("preset,attention", [("tiny", True), ("tiny_llama", True), ("tiny", False)])
+def test_train_floor_computes_the_same_logits_and_gradients_in_both_libraries(preset, attention):
+    # tiny_llama: SwiGLU and grouped kv heads
     cfg = ModelConfig.from_dict(model_preset(preset))
-    jax_step, torch_step = train_floor_steps(cfg, batch=2, seq_len=8, seed=0)
-    (jax_loss, jax_grad), (torch_loss, torch_grad) = jax_step(), torch_step()
-    np.testing.assert_allclose(float(jax_loss), float(torch_loss), rtol=1e-4)
+    jax_step, torch_step = train_floor_steps(cfg, batch=2, seq_len=8, seed=0, attention=attention)
+    (jax_logits, jax_grad, jax_layers), (torch_logits, torch_grad, torch_layers) = jax_step(), torch_step()
+    assert jax_logits.shape == (2 * 8, cfg.vocab_size)
+    np.testing.assert_allclose(np.asarray(jax_logits), torch_logits.numpy(), rtol=1e-4, atol=1e-5)
     assert np.abs(np.asarray(jax_grad)).max() > 0
     np.testing.assert_allclose(np.asarray(jax_grad), torch_grad.numpy(), rtol=1e-4, atol=1e-5)
-    _, again = torch_step()  # gradients are reset between steps, not accumulated
+    for jax_layer, torch_layer in zip(jax_layers, torch_layers):  # torch's weights are (out, in)
+        for jax_w, torch_w in zip(jax_layer, torch_layer):
+            np.testing.assert_allclose(np.asarray(jax_w), torch_w.numpy().T, rtol=1e-3, atol=1e-5)
+    _, again, _ = torch_step()  # gradients are reset between steps, not accumulated
     np.testing.assert_allclose(again.numpy(), torch_grad.numpy(), rtol=1e-6)
 
 
