@@ -16,7 +16,6 @@ from biomed_jax.inference.text import completion_text, find_tokenizer, load_toke
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import graphdef_and_abstract_params, init_params, unstack_layers
 from biomed_jax.models.kv_cache import init_cache
-from biomed_jax.models.layers import contract_in_order
 from biomed_jax.train.checkpoint import load_params
 from configs.models import model_preset
 import helpers  # noqa: E402
@@ -201,17 +200,6 @@ def test_bad_settings_name_the_field(llama_generator):
     cfg, params = tiny("tiny")  # learned positions: max_seq_len 128
     with pytest.raises(ValueError, match="model.max_seq_len"):
         Generator(cfg, params).generate([[1] * 100], SamplingConfig(max_new_tokens=40))
-
-
-def test_projections_contract_like_einsum():
-    rng = np.random.default_rng(0)
-    for subscripts, x_shape, k_shape in [("btnh,nhd->btd", (2, 3, 4, 5), (4, 5, 6)),
-                                         ("btd,dnh->btnh", (2, 3, 6), (6, 4, 5)),
-                                         ("btd,df->btf", (2, 3, 6), (6, 7)),
-                                         ("btd,fd->btf", (2, 3, 6), (7, 6))]:
-        x, kernel = rng.standard_normal(x_shape, np.float32), rng.standard_normal(k_shape, np.float32)
-        np.testing.assert_allclose(contract_in_order(subscripts, x, kernel), np.einsum(subscripts, x, kernel),
-                                   rtol=1e-5, atol=1e-5)
 
 
 # --- sharding ------------------------------------------------------------------------------------

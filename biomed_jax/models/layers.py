@@ -14,6 +14,7 @@ from jax.ad_checkpoint import checkpoint_name
 
 from biomed_jax.models.attention import causal_attention
 from biomed_jax.models.config import ModelConfig
+from biomed_jax.models.dots import contract_in_order
 from biomed_jax.models.kv_cache import KVCache, cached_attention
 from biomed_jax.sharding import constrain
 
@@ -43,26 +44,6 @@ def make_norm(cfg: ModelConfig, rngs: nnx.Rngs) -> nnx.Module:
             cfg.d_model, bias_init=partitioned(nnx.initializers.zeros, "norm"), use_fast_variance=False,
             **common)
     return nnx.RMSNorm(cfg.d_model, **common)
-
-
-def contract_in_order(subscripts: str, x: jax.Array, kernel: jax.Array, precision=None,
-                      preferred_element_type=None, out_sharding=None) -> jax.Array:
-    """jnp.einsum for 'input,kernel->output' projections, contracting dims handed to XLA in memory order.
-
-    jnp.einsum sorts contracted dims alphabetically, so 'btnh,nhd->btd' (o_proj) contracts (h, n):
-    XLA then transposes the whole kernel on every call (a quarter of a gpt2_125m decode step on
-    CPU). Same math; anything other than free-lhs-dims + free-rhs-dims output goes to jnp.einsum.
-    """
-    lhs, rest = subscripts.split(",")
-    rhs, out = rest.split("->")
-    contracted = [c for c in lhs if c in rhs and c not in out]
-    free = [c for c in lhs if c not in contracted] + [c for c in rhs if c not in contracted]
-    if "".join(free) != out or any(c in rhs for c in lhs if c in out):
-        return jnp.einsum(subscripts, x, kernel, precision=precision, preferred_element_type=preferred_element_type,
-                          out_sharding=out_sharding)
-    dims = ((tuple(lhs.index(c) for c in contracted), tuple(rhs.index(c) for c in contracted)), ((), ()))
-    return jax.lax.dot_general(x, kernel, dims, precision=precision, preferred_element_type=preferred_element_type,
-                               out_sharding=out_sharding)
 
 
 def _projection(cfg: ModelConfig, einsum: str, kernel_shape, kernel_axes, bias_shape, bias_axes,
