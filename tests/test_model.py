@@ -9,7 +9,6 @@ from flax import nnx
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import Decoder, abstract_model, init_model, stack_layers, unstack_layers
 from biomed_jax.models.info import model_info
-from biomed_jax.models.layers import gelu_tanh
 from configs.models import model_preset
 
 FAMILIES = ("tiny", "tiny_llama")
@@ -107,28 +106,6 @@ def test_remat_policies_keep_loss_and_gradients(scan_layers):
         loss, grads = loss_and_grads(remat)
         np.testing.assert_allclose(loss, loss_ref, rtol=1e-6, err_msg=remat)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6, err_msg=remat), grads, grads_ref)
-
-
-def test_gelu_tanh_equals_jax_gelu_in_value_and_derivatives():
-    x = jnp.linspace(-8.0, 8.0, 2001)
-    reference = lambda v: jax.nn.gelu(v, approximate=True)
-    np.testing.assert_allclose(gelu_tanh(x), reference(x), atol=1e-7)
-    for derivative in (jax.grad, lambda f: jax.grad(jax.grad(f))):
-        np.testing.assert_allclose(jax.vmap(derivative(gelu_tanh))(x), jax.vmap(derivative(reference))(x), atol=2e-6)
-    _, tangent = jax.jvp(gelu_tanh, (x,), (jnp.full_like(x, 2.0),))
-    np.testing.assert_allclose(tangent, 2 * jax.vmap(jax.grad(reference))(x), atol=2e-6)
-
-
-def test_gelu_mlp_keeps_two_hidden_arrays_for_its_backward_pass(capsys):
-    """gelu's derivative and the down projection's input; the composed formula keeps six."""
-    x, up, down = jnp.ones((4, 8)), jnp.ones((8, 32)), jnp.ones((32, 8))
-
-    def hidden_residuals(gelu):
-        jax.ad_checkpoint.print_saved_residuals(lambda up, down: (gelu(x @ up) @ down).sum(), up, down)
-        return sum(line.startswith("f32[4,32]") for line in capsys.readouterr().out.splitlines())
-
-    assert hidden_residuals(gelu_tanh) == 2
-    assert hidden_residuals(lambda v: jax.nn.gelu(v, approximate=True)) == 6
 
 
 def test_grouped_query_attention_equals_mha_with_repeated_kv_heads():

@@ -18,6 +18,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from biomed_jax.models.lean_ops import softmax
+
 MIN_BLOCK = 128   # shorter query blocks make matmuls too small to run well
 MAX_BLOCKS = 8    # more blocks unroll more code for little extra saving
 
@@ -46,8 +48,9 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.
         if segment_ids is not None:
             same = segment_ids[:, start:stop, None] == segment_ids[:, None, :stop]
             visible = (visible[None] & same)[:, None, None]
-        scores = jnp.where(visible, scores, jnp.finfo(jnp.float32).min)
-        probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+        # An additive mask: its gradient needs no saved predicate (jnp.where's keeps one per block).
+        scores = scores + jnp.where(visible, 0.0, jnp.finfo(jnp.float32).min)
+        probs = softmax(scores, axis=-1).astype(v.dtype)
         outputs.append(jnp.einsum("bkgts,bksh->bkgth", probs, vh[:, :, :stop], preferred_element_type=jnp.float32))
     out = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=3)
     return out.astype(q.dtype).transpose(0, 3, 1, 2, 4).reshape(batch, seq, n_heads, head_dim)
