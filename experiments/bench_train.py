@@ -22,6 +22,8 @@ bf16 FLOP/s; null on CPU, whose peak is not tabulated (achieved TFLOP/s is print
 
 --matmul_floor (fp32 models) also times the step's matmuls alone, forward and backward, in jax and
 torch (experiments/matmul_floor.py): how much of a gap between the two whole steps is matmul speed.
+On CPU it also times each distinct product of the step alone, same operands and layouts in both
+libraries (GFLOP/s): whether that part of the gap is in the matrix multiplication kernels.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ class TorchStep:
 def _matmul_floor(model_cfg, batch_size: int, seq_len: int, seed: int) -> dict:
     import torch
 
-    from experiments.matmul_floor import best_seconds, train_floor_steps
+    from experiments.matmul_floor import best_seconds, product_speeds, train_floor_steps
 
     if "float32" not in str(model_cfg.compute_dtype):
         raise app.UsageError("--matmul_floor times fp32 matmuls: add --config.model.dtype=float32")
@@ -133,6 +135,8 @@ def _matmul_floor(model_cfg, batch_size: int, seq_len: int, seed: int) -> dict:
         jax_step, torch_step = train_floor_steps(model_cfg, batch_size, seq_len, seed, device, attention)
         report[f"floor{suffix}_jax_s"] = best_seconds(jax_step, 3)
         report[f"floor{suffix}_torch_s"] = best_seconds(torch_step, 3)
+    if device == "cpu":
+        report["products"] = product_speeds(model_cfg, batch_size * seq_len, seed)
     return report
 
 
@@ -219,6 +223,11 @@ def main(argv):
         print(f"matmuls alone (forward + backward, no norms, softmax or optimizer): biomed_jax "
               f"{report['floor_jax_s']:.3f} s, torch {report['floor_torch_s']:.3f} s; without the attention "
               f"matmuls: {report['floor_no_attention_jax_s']:.3f} s, {report['floor_no_attention_torch_s']:.3f} s")
+        if "products" in report:
+            print("\n| product (m x k x n) | rhs transposed | biomed_jax GFLOP/s | torch GFLOP/s |\n|---|---|---:|---:|")
+            for row in report["products"]:
+                print(f"| {row['product']} ({row['m']} x {row['k']} x {row['n']}) | {'yes' if row['rhs_transposed'] else 'no'} | "
+                      f"{row['jax_gflops']:.0f} | {row['torch_gflops']:.0f} |")
     line = json.dumps(report)
     print(line)
     if _JSON.value:

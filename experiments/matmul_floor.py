@@ -157,6 +157,47 @@ def train_floor_steps(cfg, batch: int, seq_len: int, seed: int, device: str = "c
     return jax_step, torch_step
 
 
+def step_products(cfg, tokens: int) -> list[tuple[str, int, int, int, bool]]:
+    """(name, m, k, n, rhs_transposed) of each distinct product of a training step over `tokens` tokens,
+    in the layouts biomed_jax's compiled CPU step uses (see biomed_jax/models/dots.py)."""
+    products = []
+    for d_in, d_out in dict.fromkeys(layer_shapes(cfg)):
+        products += [(f"{d_in}->{d_out} forward", tokens, d_in, d_out, False),
+                     (f"{d_in}->{d_out} input grad", tokens, d_out, d_in, True),
+                     (f"{d_in}->{d_out} weight grad", d_in, tokens, d_out, False)]
+    v, d = cfg.vocab_size, cfg.d_model
+    return products + [("LM head logits", tokens, d, v, True), ("LM head input grad", tokens, v, d, False),
+                       ("LM head table grad", v, tokens, d, False)]
+
+
+def product_speeds(cfg, tokens: int, seed: int, repeats: int = 5) -> list[dict]:
+    """GFLOP/s of each of step_products in jax (XLA's dot) and torch (torch.mm), same operands, same layouts.
+
+    The kernels alone, one product at a time: whether a gap between the whole steps is in the matrix
+    multiplication libraries themselves.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(seed)
+    jax_mm = jax.jit(lambda a, b: a @ b)
+    jax_mm_t = jax.jit(lambda a, b: a @ b.T)
+    rows = []
+    for name, m, k, n, transposed in step_products(cfg, tokens):
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((n, k) if transposed else (k, n), dtype=np.float32)
+        ja, jb, ta, tb = jnp.asarray(a), jnp.asarray(b), torch.from_numpy(a), torch.from_numpy(b.copy())
+        jax_fn = jax_mm_t if transposed else jax_mm
+        seconds_jax = best_seconds(lambda: jax_fn(ja, jb).block_until_ready(), repeats)
+        seconds_torch = best_seconds(lambda: ta @ (tb.t() if transposed else tb), repeats)
+        gflop = 2 * m * k * n / 1e9
+        rows.append(dict(product=name, m=m, k=k, n=n, rhs_transposed=transposed,
+                         jax_gflops=gflop / seconds_jax, torch_gflops=gflop / seconds_torch))
+    return rows
+
+
 def best_seconds(fn, repeats: int) -> float:
     """Best wall time of `repeats` calls (at least 3) after one untimed call."""
     fn()

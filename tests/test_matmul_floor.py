@@ -6,7 +6,7 @@ import pytest
 from biomed_jax.models.config import ModelConfig
 from configs.models import model_preset
 from experiments.bench_generate import matmul_floor
-from experiments.matmul_floor import decode_floor_steps, train_floor_steps
+from experiments.matmul_floor import decode_floor_steps, layer_shapes, product_speeds, step_products, train_floor_steps
 
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny_llama"])
@@ -41,3 +41,16 @@ def test_decode_floor_times_both_libraries_and_rejects_unknown_dtypes():
     assert jax_ms > 0 and torch_ms > 0
     with pytest.raises(ValueError, match="--floor_dtypes: 'int8'"):
         decode_floor_steps(cfg, batch=2, seed=0, dtype="int8")
+
+
+def test_step_products_cover_every_training_matmul_with_its_flops():
+    cfg = ModelConfig(**model_preset("tiny"))
+    products = step_products(cfg, tokens=16)
+    distinct_layer_shapes = len(dict.fromkeys(layer_shapes(cfg)))
+    assert len(products) == 3 * distinct_layer_shapes + 3
+    # forward, input grad and weight grad of one projection multiply the same three sizes
+    for forward, input_grad, weight_grad in zip(*[iter(products[:-3])] * 3):
+        assert sorted(forward[1:4]) == sorted(input_grad[1:4]) == sorted(weight_grad[1:4])
+    assert products[-3][1:] == (16, cfg.d_model, cfg.vocab_size, True)
+    rows = product_speeds(cfg, tokens=16, seed=0, repeats=1)
+    assert [(r["product"], r["m"], r["k"], r["n"]) for r in rows] == [p[:4] for p in products]
