@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 from jax.ad_checkpoint import print_saved_residuals
 
-from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm, softmax
+from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm, softmax, swiglu
 
 
 def saved_arrays_of_shape(capsys, f, args, shape: str) -> int:
@@ -32,6 +32,21 @@ def test_gelu_mlp_keeps_two_hidden_arrays_for_its_backward_pass(capsys):
     mlp = lambda gelu: lambda up, down: (gelu(x @ up) @ down).sum()
     assert saved_arrays_of_shape(capsys, mlp(gelu_tanh), (up, down), "f32[4,32]") == 2
     assert saved_arrays_of_shape(capsys, mlp(lambda v: jax.nn.gelu(v, approximate=True)), (up, down), "f32[4,32]") == 6
+
+
+def test_swiglu_equals_silu_times_up_in_value_and_derivatives_and_keeps_three_arrays(capsys):
+    gate, up = (jax.random.normal(jax.random.PRNGKey(i), (4, 32)) * 4 for i in (0, 1))
+    reference = lambda g, u: jax.nn.silu(g) * u
+    np.testing.assert_allclose(swiglu(gate, up), reference(gate, up), rtol=1e-6, atol=1e-6)
+    weights = jax.random.normal(jax.random.PRNGKey(2), gate.shape)
+    for lean_grad, reference_grad in zip(*(jax.grad(lambda g, u: (f(g, u) * weights).sum(), (0, 1))(gate, up)
+                                           for f in (swiglu, reference))):
+        np.testing.assert_allclose(lean_grad, reference_grad, rtol=1e-5, atol=1e-5)
+    x, w_gate, w_up, down = jnp.ones((4, 8)), jnp.ones((8, 32)), jnp.ones((8, 32)), jnp.ones((32, 8))
+    mlp = lambda f: lambda w_gate, w_up, down: (f(x @ w_gate, x @ w_up) @ down).sum()
+    # two for swiglu's backward, and the down projection's input
+    assert saved_arrays_of_shape(capsys, mlp(swiglu), (w_gate, w_up, down), "f32[4,32]") == 3
+    assert saved_arrays_of_shape(capsys, mlp(reference), (w_gate, w_up, down), "f32[4,32]") == 6
 
 
 def test_softmax_equals_jax_softmax_with_its_gradient_and_keeps_only_its_output(capsys):

@@ -16,7 +16,7 @@ from biomed_jax.models.attention import causal_attention
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.dots import contract_in_order
 from biomed_jax.models.kv_cache import KVCache, cached_attention
-from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm
+from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm, swiglu
 from biomed_jax.sharding import constrain
 
 BTD = ("activation_batch", "activation_length", "activation_embed")
@@ -162,7 +162,7 @@ class MLP(nnx.Module):
         hidden_axes = ("activation_batch", "activation_length", "activation_mlp")
         up = constrain(self.up_proj(x), hidden_axes)
         if self.cfg.mlp == "swiglu":
-            hidden = jax.nn.silu(constrain(self.gate_proj(x), hidden_axes)) * up
+            hidden = swiglu(constrain(self.gate_proj(x), hidden_axes), up)
         else:
             hidden = gelu_tanh(up)
         return self.down_proj(hidden)
