@@ -178,6 +178,12 @@ def activation_sharding(mesh: Mesh, rules: Mapping[str, Any]):
         _ACTIVATION_CONTEXT.reset(token)
 
 
+def activation_mesh_size() -> int:
+    """Devices in the mesh of the enclosing `activation_sharding` (1 outside one)."""
+    context = _ACTIVATION_CONTEXT.get()
+    return 1 if context is None else context[0].size
+
+
 def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:
     """with_sharding_constraint by logical names, using the mesh of `activation_sharding`."""
     context = _ACTIVATION_CONTEXT.get()

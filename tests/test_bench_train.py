@@ -12,7 +12,7 @@ from helpers import run_cli
 def test_side_by_side_report_compares_the_same_model(tmp_path):
     path = tmp_path / "report.json"
     proc = run_cli("experiments.bench_train", "--config=configs/pretrain.py:tiny", "--config.train.batch_size=2",
-                   "--config.train.seq_len=64", "--compare=torch", "--steps=1", "--warmup=0", "--pause_s=0",
+                   "--config.train.seq_len=64", "--compare=torch", "--steps=1", "--warmup=0", "--block_steps=1",
                    f"--json={path}")
     report = json.loads(path.read_text())
     assert report["torch_n_params"] == report["n_params"]  # same architecture on both sides

@@ -1,4 +1,4 @@
-"""Projection matmuls (biomed_jax/models/dots.py): einsum's math, with XLA-friendly weight gradients."""
+"""models/dots.py: einsum's math in float32 accumulation, bfloat16 backward products, YNNPACK-shaped dots on CPU."""
 
 import re
 
@@ -7,54 +7,112 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from biomed_jax.models.dots import contract_in_order
+from biomed_jax import sharding as shd
+from biomed_jax.models import dots
 
-PROJECTIONS = [("btnh,nhd->btd", (2, 3, 4, 5), (4, 5, 6)),   # o_proj: contracts two dims
-               ("btd,dnh->btnh", (2, 3, 6), (6, 4, 5)),      # q/k/v
-               ("btd,df->btf", (2, 3, 6), (6, 7)),           # MLP
-               ("btd,fd->btf", (2, 3, 6), (7, 6))]           # a transposed kernel: plain einsum
+# The model's products, and ones whose plan transposes an operand, swaps the roles or permutes the output.
+PRODUCTS = [("btnh,nhd->btd", (2, 3, 4, 5), (4, 5, 6)),          # o_proj: contracts two dims
+            ("btd,dnh->btnh", (2, 3, 6), (6, 4, 5)),             # q/k/v
+            ("btd,df->btf", (2, 3, 6), (6, 7)),                  # MLP
+            ("btd,vd->btv", (2, 3, 6), (11, 6)),                 # tied LM head: the rhs contracts its last dim
+            ("btf,btd->fd", (2, 3, 7), (2, 3, 6)),               # a weight gradient: contracts the tokens
+            ("bkgth,bksh->bkgts", (2, 3, 2, 4, 5), (2, 3, 6, 5)),  # attention scores: batch dims
+            ("bkgts,bkgth->bksh", (2, 3, 2, 4, 6), (2, 3, 2, 4, 5)),  # a key gradient
+            ("ij,kj->jik", (3, 4), (5, 4))]                      # only an output transpose makes it canonical
 
 
-@pytest.mark.parametrize("subscripts,x_shape,k_shape", PROJECTIONS)
-def test_projections_contract_like_einsum(subscripts, x_shape, k_shape):
+@pytest.mark.parametrize("subscripts,a_shape,b_shape", PRODUCTS)
+def test_contract_and_einsum_equal_numpy_einsum(subscripts, a_shape, b_shape):
     rng = np.random.default_rng(0)
-    x, kernel = rng.standard_normal(x_shape, np.float32), rng.standard_normal(k_shape, np.float32)
-    np.testing.assert_allclose(contract_in_order(subscripts, x, kernel), np.einsum(subscripts, x, kernel),
-                               rtol=1e-5, atol=1e-5)
+    a, b = rng.standard_normal(a_shape, np.float32), rng.standard_normal(b_shape, np.float32)
+    expected = np.einsum(subscripts, a, b)
+    for f in (dots.contract, dots.einsum, jax.jit(dots.contract, static_argnums=0)):
+        got = f(subscripts, a, b)
+        assert got.dtype == jnp.float32
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("subscripts,x_shape,k_shape", PROJECTIONS)
-def test_projection_gradients_equal_einsum(subscripts, x_shape, k_shape):
+@pytest.mark.parametrize("subscripts,a_shape,b_shape", PRODUCTS)
+def test_einsum_gradients_equal_jnp_einsum(subscripts, a_shape, b_shape):
     rng = np.random.default_rng(1)
-    x, kernel = rng.standard_normal(x_shape, np.float32), rng.standard_normal(k_shape, np.float32)
-    out_grad = rng.standard_normal(np.einsum(subscripts, x, kernel).shape, np.float32)
+    a, b = rng.standard_normal(a_shape, np.float32), rng.standard_normal(b_shape, np.float32)
+    weights = rng.standard_normal(np.einsum(subscripts, a, b).shape, np.float32)
 
     def loss(op):
-        return lambda x, kernel: jnp.sum(out_grad * jnp.tanh(op(subscripts, x, kernel)))
+        return lambda a, b: jnp.sum(weights * jnp.tanh(op(subscripts, a, b)))
 
-    expected = jax.grad(loss(jnp.einsum), argnums=(0, 1))(x, kernel)
+    expected = jax.grad(loss(jnp.einsum), argnums=(0, 1))(a, b)
     for transform in (lambda f: f, jax.jit, jax.checkpoint):
-        got = transform(jax.grad(loss(contract_in_order), argnums=(0, 1)))(x, kernel)
+        got = transform(jax.grad(loss(dots.einsum), argnums=(0, 1)))(a, b)
         for g, e in zip(got, expected):
             np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
 
 
-def _token_axis_dots(op) -> list[str]:
-    """Dots in the compiled gradient of a two-projection MLP that contract over the token axis."""
-    x = jnp.ones((2, 128, 64))
-    up, down = jnp.ones((64, 256)) * 0.01, jnp.ones((256, 64)) * 0.01
-
-    def loss(up, down, x):
-        return jnp.sum(op("btf,fd->btd", jax.nn.gelu(op("btd,df->btf", x, up)), down) ** 2)
-
-    hlo = jax.jit(jax.grad(loss, argnums=(0, 1, 2))).lower(up, down, x).compile().as_text()
-    return [line for line in hlo.splitlines() if re.search(r" dot\(.*lhs_contracting_dims=\{0\}", line)]
+def test_layouts_are_planned_on_one_device_only():
+    assert dots.layouts_planned() == (jax.default_backend() == "cpu")
+    mesh = jax.make_mesh((jax.device_count(),), ("data",))
+    with shd.activation_sharding(mesh, dict(shd.DEFAULT_RULES)):
+        assert dots.layouts_planned() == (jax.device_count() == 1 and jax.default_backend() == "cpu")
+        a, b = np.ones((2, 3, 4), np.float32), np.ones((5, 4), np.float32)
+        np.testing.assert_allclose(dots.einsum("btd,vd->btv", a, b), np.full((2, 3, 5), 4.0))
 
 
-def test_weight_gradients_do_not_contract_over_the_token_axis_on_cpu():
-    if jax.default_backend() != "cpu":
-        pytest.skip("the transposed weight-gradient form is used on CPU only")
-    # XLA:CPU routes a dot contracting its lhs's major (token) axis to Eigen with a transposed
-    # copy; contract_in_order hands it canonical (d_in, tokens) x (tokens, d_out) products instead.
-    assert _token_axis_dots(jnp.einsum), "control: plain einsum gradients should contract over tokens"
-    assert _token_axis_dots(contract_in_order) == []
+def test_bfloat16_einsum_returns_float32_and_gives_each_operand_a_gradient_of_its_own_dtype():
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.standard_normal((2, 8, 16)), jnp.bfloat16)    # an activation
+    kernel = jnp.asarray(rng.standard_normal((16, 32)), jnp.float32)  # a float32 parameter
+    y = dots.einsum("btd,df->btf", x, kernel, dtype=jnp.bfloat16)
+    assert y.dtype == jnp.float32
+    reference = np.einsum("btd,df->btf", np.asarray(x, np.float32), np.asarray(kernel.astype(jnp.bfloat16), np.float32))
+    np.testing.assert_allclose(y, reference, rtol=1e-5, atol=1e-4)  # bfloat16 products, float32 sums
+    d_x, d_kernel = jax.grad(lambda x, k: jnp.sum(dots.einsum("btd,df->btf", x, k, dtype=jnp.bfloat16) ** 2),
+                             argnums=(0, 1))(x, kernel)
+    assert (d_x.dtype, d_kernel.dtype) == (jnp.bfloat16, jnp.float32)
+    d_x32, d_kernel32 = jax.grad(lambda x, k: jnp.sum(jnp.einsum("btd,df->btf", x, k) ** 2), argnums=(0, 1))(
+        x.astype(jnp.float32), kernel)
+    np.testing.assert_allclose(d_kernel, d_kernel32, rtol=0.03, atol=0.3)
+    np.testing.assert_allclose(d_x.astype(jnp.float32), d_x32, rtol=0.03, atol=0.3)
+
+
+@pytest.mark.parametrize("subscripts", ["ij,jk", "ij,jk->ikl", "ii,ij->j", "ij,kl->i", "ij,jk->il"])
+def test_subscripts_that_are_not_bilinear_products_are_refused(subscripts):
+    with pytest.raises(ValueError, match="dots"):
+        dots.einsum(subscripts, np.ones((2, 2)), np.ones((2, 2)))
+
+
+def _compiled_products(einsum) -> list[tuple[list[str], bool]]:
+    """(operand types, runs in a YNNPACK fusion) of every dot in the compiled bfloat16 gradient of an MLP
+    followed by a tied-LM-head-like product."""
+    x = jnp.ones((2, 64, 32), jnp.bfloat16)
+    up, down, table = (jnp.full(shape, 0.01, jnp.float32) for shape in ((32, 128), (128, 32), (256, 32)))
+
+    def loss(up, down, table, x):
+        hidden = jax.nn.gelu(einsum("btd,df->btf", x, up).astype(jnp.bfloat16))
+        out = einsum("btf,fd->btd", hidden, down).astype(jnp.bfloat16)
+        return jnp.sum(einsum("btd,vd->btv", out, table) ** 2)
+
+    hlo = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3))).lower(up, down, table, x).compile().as_text()
+    products = []
+    for name, params, body in re.findall(r"\n%([\w.\-]+) \(([^)]*)\) -> [^{]*\{\n(.*?)\n\}", hlo, re.S):
+        for line in body.splitlines():
+            if " dot(" in line:
+                operands = re.search(r" dot\(([^)]*)\)", line).group(1).split(", ")
+                types = [re.search(rf"{re.escape(op.lstrip('%'))}: (\w+)\[", params).group(1) for op in operands]
+                caller = re.search(rf"calls=%{re.escape(name)}(?![\w.]).*", hlo)
+                products.append((types, bool(caller) and "__ynn_fusion" in caller.group(0)))
+    return products
+
+
+def test_every_bfloat16_product_and_its_gradients_run_as_bfloat16_ynnpack_dots_on_cpu():
+    if not dots.layouts_planned():
+        pytest.skip("layouts are planned on CPU only")
+
+    def plain(subscripts, a, b):  # jax's own rule: the backward multiplies the float32 cotangent
+        return jnp.einsum(subscripts, a.astype(jnp.bfloat16), b.astype(jnp.bfloat16),
+                          preferred_element_type=jnp.float32)
+
+    # Control: with jax's rule XLA:CPU upcasts some products to float32.
+    assert any(types != ["bf16", "bf16"] for types, _ in _compiled_products(plain))
+    products = _compiled_products(lambda s, a, b: dots.einsum(s, a, b, dtype=jnp.bfloat16))
+    assert len(products) == 9  # 3 forward, 6 backward
+    assert all(types == ["bf16", "bf16"] and ynn for types, ynn in products), products

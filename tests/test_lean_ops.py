@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 from jax.ad_checkpoint import print_saved_residuals
 
-from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm, softmax, swiglu
+from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm, swiglu
 
 
 def saved_arrays_of_shape(capsys, f, args, shape: str) -> int:
@@ -47,25 +47,6 @@ def test_swiglu_equals_silu_times_up_in_value_and_derivatives_and_keeps_three_ar
     # two for swiglu's backward, and the down projection's input
     assert saved_arrays_of_shape(capsys, mlp(swiglu), (w_gate, w_up, down), "f32[4,32]") == 3
     assert saved_arrays_of_shape(capsys, mlp(reference), (w_gate, w_up, down), "f32[4,32]") == 6
-
-
-def test_softmax_equals_jax_softmax_with_its_gradient_and_keeps_only_its_output(capsys):
-    scores = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 9)) * 4
-    scores = scores + jnp.where(jnp.tril(jnp.ones((7, 9), bool)), 0.0, jnp.finfo(jnp.float32).min)
-    weights = jax.random.normal(jax.random.PRNGKey(1), scores.shape)
-    for axis in (-1, 1):
-        np.testing.assert_allclose(softmax(scores, axis), jax.nn.softmax(scores, axis), atol=1e-7)
-        grads = [jax.grad(lambda s: (f(s, axis) * weights).sum())(scores) for f in (softmax, jax.nn.softmax)]
-        np.testing.assert_allclose(grads[0], grads[1], atol=1e-6)
-    assert not np.isnan(np.asarray(grads[0])).any()
-    # Masked as causal attention masks its scores (and as it did with jax.nn.softmax).
-    visible = jnp.tril(jnp.ones((7, 9), bool))
-    lean = lambda s: (softmax(s + jnp.where(visible, 0.0, jnp.finfo(jnp.float32).min)) * weights[0, 0]).sum()
-    plain = lambda s: (jax.nn.softmax(jnp.where(visible, s, jnp.finfo(jnp.float32).min)) * weights[0, 0]).sum()
-    assert saved_arrays_of_shape(capsys, lean, (scores,), "f32[3,7,9]") == 1
-    assert saved_arrays_of_shape(capsys, lean, (scores,), "bool[3,7,9]") == 0
-    assert saved_arrays_of_shape(capsys, plain, (scores,), "f32[3,7,9]") == 2
-    assert saved_arrays_of_shape(capsys, plain, (scores,), "bool[3,7,9]") == 1
 
 
 @pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from biomed_jax.models import dots
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.kv_cache import KVCache
 from biomed_jax.models.layers import BTD, Block, make_norm, normal, partitioned
@@ -131,14 +132,13 @@ class Decoder(nnx.Module):
         return nnx.graphdef(self.blocks[0]), [nnx.state(block) for block in self.blocks]
 
     def logits(self, hidden: jax.Array) -> jax.Array:
-        """Next-token logits in float32 (the matmul accumulates in fp32 whatever the compute dtype)."""
+        """Next-token logits in float32 (the matmul accumulates in fp32 whatever the compute dtype; its
+        backward multiplies in the compute dtype, see models/dots.py)."""
         cfg = self.cfg
         if cfg.tie_embeddings:
-            table = self.token_embed.embedding[...].astype(cfg.compute_dtype)
-            out = jnp.einsum("btd,vd->btv", hidden, table, preferred_element_type=jnp.float32)
+            out = dots.einsum("btd,vd->btv", hidden, self.token_embed.embedding[...], dtype=cfg.compute_dtype)
         else:
-            kernel = self.lm_head[...].astype(cfg.compute_dtype)
-            out = jnp.einsum("btd,dv->btv", hidden, kernel, preferred_element_type=jnp.float32)
+            out = dots.einsum("btd,dv->btv", hidden, self.lm_head[...], dtype=cfg.compute_dtype)
         return constrain(out, ("activation_batch", "activation_length", "activation_vocab"))
 
 

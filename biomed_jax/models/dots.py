@@ -1,14 +1,21 @@
-"""The projection matmul (activation x kernel), written so that XLA gets well-shaped products.
+"""Matrix products that accumulate in float32 and multiply in the compute dtype, forward and backward.
 
-Two XLA:CPU habits cost a training step time, and both are fixed here without changing the math:
-  - jnp.einsum hands contracted dims to XLA in alphabetical order, so 'btnh,nhd->btd' (o_proj)
-    contracts (h, n) and XLA transposes the whole kernel on every call: `contract_in_order`.
-  - A weight gradient contracts over the token axis, the major axis of both operands. XLA:CPU
-    sends such a dot to Eigen with a transposed copy of the larger operand (for the MLP, the
-    (tokens, d_ff) gradient). Transposing the (tokens, d_in) input once, explicitly, gives YNNPACK
-    a plain (d_in, tokens) x (tokens, d_out) product: the gpt2_125m training step on CPU takes
-    about 4% less CPU time (experiments/bench_train.py, alternating runs). GPU and TPU compilers
-    take transposed operands natively, so this form is used on CPU only.
+`einsum` is the mixed-precision product of the model: operands cast to the compute dtype (bfloat16 in
+training), products accumulated and returned in float32, and a backward pass that multiplies in the
+compute dtype too (the cotangent cast down, gradients accumulated in float32 and returned in each
+operand's own dtype, so a float32 parameter gets a float32 gradient). jax's own rule for a dot with
+preferred_element_type=float32 would instead multiply the float32 cotangent with the bfloat16 operand,
+which XLA runs as a float32 product.
+
+On CPU the layout matters more than the dtype. XLA:CPU hands a dot to YNNPACK (on Xeons with AMX,
+bfloat16 products run at 1.4 TFLOP/s on two cores, five times float32) only if its lhs contracts its
+trailing dims and its rhs its leading or its trailing dims, both row-major; every other bfloat16 dot is
+upcast to float32 and run by Eigen. `contract` therefore lays the operands out physically first, picking
+the roles and transposes that move the fewest bytes (a weight gradient transposes the activation, not
+the tokens x d_ff gradient). A plain transpose would be folded back into the dot or given a column-major
+layout by XLA; `_row_major` flattens it behind an optimization barrier so it stays a row-major copy.
+This is used on CPU, with one device in the mesh (flattening a sharded array would gather it); GPU and
+TPU compilers take any layout, and there `contract` is jnp.einsum with float32 accumulation.
 """
 
 from __future__ import annotations
@@ -18,22 +25,146 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-# A module rewriter (qwix LoRA and quantisation) swaps jax.lax.dot_general (its code object, in
-# qwix 0.1) while it runs a module; then the dot is left to it (its replacement may close over its
-# own parameters, which a custom_vjp cannot differentiate).
+from biomed_jax import sharding
+
+# A module rewriter (qwix LoRA and quantisation) swaps jax.lax.dot_general (its code object, in qwix 0.1)
+# while it runs a module; its replacement may close over parameters of its own, which a custom_vjp
+# cannot differentiate, so then products are left to plain jnp.einsum.
 _DOT_GENERAL = jax.lax.dot_general
 _DOT_GENERAL_CODE = jax.lax.dot_general.__code__
+
+
+def rewriter_active() -> bool:
+    return not (jax.lax.dot_general is _DOT_GENERAL and _DOT_GENERAL.__code__ is _DOT_GENERAL_CODE)
+
+
+def layouts_planned() -> bool:
+    """Whether `contract` lays operands out for XLA:CPU's YNNPACK dots (CPU, one device, no rewriter)."""
+    return jax.default_backend() == "cpu" and sharding.activation_mesh_size() == 1 and not rewriter_active()
+
+
+def _parse(subscripts: str) -> tuple[str, str, str]:
+    """'lhs,rhs->out' of a bilinear product: every index of each operand is in the other one or in out."""
+    try:
+        lhs, rest = subscripts.replace(" ", "").split(",")
+        rhs, out = rest.split("->")
+    except ValueError:
+        raise ValueError(f"dots: {subscripts!r} is not of the form 'lhs,rhs->out'") from None
+    for name, term in (("lhs", lhs), ("rhs", rhs), ("out", out)):
+        if len(set(term)) != len(term):
+            raise ValueError(f"dots: repeated index in the {name} of {subscripts!r}")
+    if set(out) - set(lhs) - set(rhs) or set(lhs) - set(rhs) - set(out) or set(rhs) - set(lhs) - set(out):
+        raise ValueError(f"dots: {subscripts!r} is not a bilinear product (an index is summed in one operand "
+                         "only, or appears in the output alone); use jnp.einsum")
+    return lhs, rhs, out
+
+
+def _row_major(x: jax.Array, perm: tuple[int, ...]) -> jax.Array:
+    """x transposed by perm as a row-major array XLA cannot fold back into the consuming dot."""
+    if perm == tuple(range(x.ndim)):
+        return x
+    transposed = jnp.transpose(x, perm)
+    return jax.lax.optimization_barrier(transposed.reshape(-1)).reshape(transposed.shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _plan(lhs: str, rhs: str, out: str, sizes: tuple[tuple[str, int], ...], lhs_bytes: int, rhs_bytes: int):
+    """The cheapest (swap, lhs perm, rhs perm, dot dims, output perm) for a YNNPACK-shaped product."""
+    size = dict(sizes)
+    best = None
+    for swap in (False, True):
+        first, second = (rhs, lhs) if swap else (lhs, rhs)
+        first_bytes, second_bytes = (rhs_bytes, lhs_bytes) if swap else (lhs_bytes, rhs_bytes)
+        batch = [c for c in first if c in second and c in out]
+        contracted = [c for c in first if c in second and c not in out]
+        first_free = [c for c in first if c not in second]
+        second_free = [c for c in second if c not in first]
+        first_order = batch + first_free + contracted
+        # the rhs may contract its leading dims (after batch) or, transposed, its trailing ones
+        second_order = batch + second_free + contracted
+        rhs_transposed = list(second) == second_order
+        if not rhs_transposed:
+            second_order = batch + contracted + second_free
+        out_order = batch + first_free + second_free
+        cost = 0
+        if list(first) != first_order:
+            cost += math.prod(size[c] for c in first) * first_bytes
+        if list(second) != second_order:
+            cost += math.prod(size[c] for c in second) * second_bytes
+        if list(out) != out_order:
+            cost += math.prod(size[c] for c in out) * 4  # a float32 result
+        nb, nf, nc = len(batch), len(first_free), len(contracted)
+        if rhs_transposed:
+            second_contracting = tuple(range(nb + len(second_free), nb + len(second_free) + nc))
+        else:
+            second_contracting = tuple(range(nb, nb + nc))
+        dims = ((tuple(range(nb + nf, nb + nf + nc)), second_contracting), (tuple(range(nb)), tuple(range(nb))))
+        plan = (cost, swap, tuple(first.index(c) for c in first_order), tuple(second.index(c) for c in second_order),
+                dims, tuple(out_order.index(c) for c in out))
+        if best is None or cost < best[0]:
+            best = plan
+    return best[1:]
+
+
+def contract(subscripts: str, a: jax.Array, b: jax.Array) -> jax.Array:
+    """jnp.einsum(subscripts, a, b) accumulated and returned in float32 (forward only; see `einsum`)."""
+    lhs, rhs, out = _parse(subscripts)
+    if not layouts_planned():
+        return jnp.einsum(subscripts, a, b, preferred_element_type=jnp.float32)
+    sizes = tuple(sorted({**dict(zip(lhs, a.shape)), **dict(zip(rhs, b.shape))}.items()))
+    swap, first_perm, second_perm, dims, out_perm = _plan(lhs, rhs, out, sizes, a.dtype.itemsize, b.dtype.itemsize)
+    first, second = (b, a) if swap else (a, b)
+    y = jax.lax.dot_general(_row_major(first, first_perm), _row_major(second, second_perm), dims,
+                            preferred_element_type=jnp.float32)
+    if out_perm != tuple(range(y.ndim)):
+        # The barrier keeps XLA from folding the transpose into the dot (which XLA:CPU cannot then run).
+        y = jnp.transpose(jax.lax.optimization_barrier(y), out_perm)
+    return y
+
+
+def einsum(subscripts: str, a: jax.Array, b: jax.Array, dtype=None) -> jax.Array:
+    """A bilinear einsum in float32 from operands cast to `dtype` (default: as they are), differentiable.
+
+    The backward pass multiplies the cotangent, cast to `dtype`, with the cast operands and returns each
+    gradient in its operand's own dtype. While a module rewriter is active this is plain jnp.einsum.
+    """
+    _parse(subscripts)
+    dtype = np.dtype(dtype or jnp.result_type(a, b))
+    if rewriter_active():
+        return jnp.einsum(subscripts, a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
+    return _einsum(subscripts, dtype, a, b)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _einsum(subscripts, dtype, a, b):
+    return contract(subscripts, a.astype(dtype), b.astype(dtype))
+
+
+def _einsum_fwd(subscripts, dtype, a, b):
+    return _einsum(subscripts, dtype, a, b), (a, b)
+
+
+def _einsum_bwd(subscripts, dtype, residuals, grad):
+    a, b = residuals
+    lhs, rhs, out = _parse(subscripts)
+    grad = grad.astype(dtype)
+    d_a = contract(f"{out},{rhs}->{lhs}", grad, b.astype(dtype)).astype(a.dtype)
+    d_b = contract(f"{lhs},{out}->{rhs}", a.astype(dtype), grad).astype(b.dtype)
+    return d_a, d_b
+
+
+_einsum.defvjp(_einsum_fwd, _einsum_bwd)
 
 
 def contract_in_order(subscripts: str, x: jax.Array, kernel: jax.Array, precision=None,
                       preferred_element_type=None, out_sharding=None) -> jax.Array:
     """jnp.einsum for 'input,kernel->output' projections, contracting dims handed to XLA in memory order.
 
-    Same math as jnp.einsum; anything other than free-lhs-dims + free-rhs-dims output goes to it.
-    A projection contracting x's trailing dims with the kernel's leading dims, in full precision,
-    on CPU, with no rewriter intercepting dots, takes `projection` (its weight gradient from an
-    explicitly transposed input).
+    jnp.einsum hands contracted dims to XLA in alphabetical order, so 'btnh,nhd->btd' (o_proj) would
+    contract (h, n) and make XLA transpose the whole kernel on every call. The product of nnx.Einsum
+    where `einsum` is not used (a rewriter is active, or layouts are not planned).
     """
     lhs, rest = subscripts.split(",")
     rhs, out = rest.split("->")
@@ -42,44 +173,6 @@ def contract_in_order(subscripts: str, x: jax.Array, kernel: jax.Array, precisio
     if "".join(free) != out or any(c in rhs for c in lhs if c in out):
         return jnp.einsum(subscripts, x, kernel, precision=precision, preferred_element_type=preferred_element_type,
                           out_sharding=out_sharding)
-    n = len(contracted)
-    if (lhs.endswith(contracted) and rhs.startswith(contracted) and precision is None
-            and out_sharding is None and _transposed_grads_pay(x, kernel, preferred_element_type)):
-        return projection(x, kernel, n)
     dims = ((tuple(lhs.index(c) for c in contracted), tuple(rhs.index(c) for c in contracted)), ((), ()))
     return jax.lax.dot_general(x, kernel, dims, precision=precision, preferred_element_type=preferred_element_type,
                                out_sharding=out_sharding)
-
-
-def _transposed_grads_pay(a: jax.Array, b: jax.Array, preferred_element_type) -> bool:
-    """On CPU, for same-dtype operands and no dot rewriter active (see _DOT_GENERAL_CODE)."""
-    return (a.dtype == b.dtype and preferred_element_type in (None, a.dtype) and jax.default_backend() == "cpu"
-            and jax.lax.dot_general is _DOT_GENERAL and _DOT_GENERAL.__code__ is _DOT_GENERAL_CODE)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def projection(x: jax.Array, kernel: jax.Array, n_contracted: int) -> jax.Array:
-    """x (..., c1..cn) times kernel (c1..cn, f...) -> (..., f...); the weight gradient from x transposed."""
-    n = n_contracted
-    return jax.lax.dot_general(x, kernel, ((tuple(range(x.ndim - n, x.ndim)), tuple(range(n))), ((), ())))
-
-
-def _projection_fwd(x, kernel, n_contracted):
-    return projection(x, kernel, n_contracted), (x, kernel)
-
-
-def _projection_bwd(n_contracted, residuals, grad):
-    x, kernel = residuals
-    d_in = math.prod(kernel.shape[:n_contracted])
-    d_out = math.prod(kernel.shape[n_contracted:])
-    grad_2d = grad.reshape(-1, d_out)
-    kernel_2d = kernel.reshape(d_in, d_out)
-    d_x = jax.lax.dot_general(grad_2d, kernel_2d, (((1,), (1,)), ((), ()))).reshape(x.shape)
-    # The barrier keeps XLA from folding the transpose back into the dot's dimension numbers.
-    x_t = jax.lax.optimization_barrier(x.reshape(-1, d_in).T)
-    d_kernel = jnp.matmul(x_t, grad_2d).reshape(kernel.shape)
-    return d_x, d_kernel
-
-
-projection.defvjp(_projection_fwd, _projection_bwd)
-

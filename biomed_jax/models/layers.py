@@ -14,7 +14,7 @@ from jax.ad_checkpoint import checkpoint_name
 
 from biomed_jax.models.attention import causal_attention
 from biomed_jax.models.config import ModelConfig
-from biomed_jax.models.dots import contract_in_order
+from biomed_jax.models import dots
 from biomed_jax.models.kv_cache import KVCache, cached_attention
 from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm, swiglu
 from biomed_jax.sharding import constrain
@@ -63,9 +63,29 @@ class RMSNorm(nnx.RMSNorm):
         return rms_norm(x, scale, self.epsilon)
 
 
+class Projection(nnx.Einsum):
+    """nnx.Einsum that, where dots.layouts_planned (CPU), multiplies through dots.einsum: the product and
+    the bias add in float32, one cast to the compute dtype, float32 parameter gradients.
+
+    Adding the bias in float32 also makes its gradient a float32 sum over tokens; nnx.Einsum's bfloat16
+    bias add sums the gradient in bfloat16, which XLA:CPU runs as a slow tree of reduce-windows.
+    """
+
+    def __call__(self, inputs: jax.Array, einsum_str: str | None = None, out_sharding=None) -> jax.Array:
+        if (einsum_str is not None or out_sharding is not None or self.precision is not None
+                or not dots.layouts_planned()):
+            return super().__call__(inputs, einsum_str, out_sharding)
+        (x,) = self.promote_dtype((inputs,), dtype=self.dtype)
+        y = dots.einsum(self.einsum_str, x, self.kernel[...], dtype=x.dtype)
+        if self.bias is not None:
+            bias = self.bias[...].astype(jnp.float32)
+            y = y + jnp.reshape(bias, self._infer_broadcasted_bias_shape(self.einsum_str, x, self.kernel[...]))
+        return y.astype(x.dtype)
+
+
 def _projection(cfg: ModelConfig, einsum: str, kernel_shape, kernel_axes, bias_shape, bias_axes,
                 std: float, rngs: nnx.Rngs) -> nnx.Einsum:
-    return nnx.Einsum(
+    return Projection(
         einsum,
         kernel_shape,
         bias_shape if cfg.use_bias else None,
@@ -73,7 +93,7 @@ def _projection(cfg: ModelConfig, einsum: str, kernel_shape, kernel_axes, bias_s
         param_dtype=cfg.param_jnp_dtype,
         kernel_init=partitioned(normal(std), *kernel_axes),
         bias_init=partitioned(nnx.initializers.zeros, *bias_axes),
-        einsum_op=contract_in_order,
+        einsum_op=dots.contract_in_order,
         rngs=rngs,
     )
 

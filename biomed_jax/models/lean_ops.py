@@ -1,12 +1,11 @@
-"""GELU, SwiGLU, softmax and the norms with hand-written derivatives, so the backward pass keeps few arrays.
+"""GELU, SwiGLU and the norms with hand-written derivatives, so the backward pass keeps few arrays.
 
 Differentiating these formulas op by op keeps their intermediates for the backward pass: GELU five
-(tokens, d_ff) arrays per layer, SwiGLU five, masked softmax three score-sized ones, flax's LayerNorm
-three (tokens, d_model) ones. Each is written in the forward pass and read in the backward, and with scanned
-layers also zero-filled once for the whole stack. The rules below keep one array each (GELU's
-derivative, softmax's output, the normalized input; two for SwiGLU) and compute the same values: the gpt2_125m
-training step at 2 x 512 needs 1.67 GB of temporary memory instead of 2.63 (experiments/bench_train.py).
-GELU, SwiGLU and softmax are custom_jvp rules (forward mode works too); the norms are a custom_vjp, the only
+(tokens, d_ff) arrays per layer, SwiGLU five, flax's LayerNorm three (tokens, d_model) ones. Each is
+written in the forward pass and read in the backward, and with scanned layers also zero-filled once for
+the whole stack. The rules below keep one array each (GELU's derivative, the normalized input; two for
+SwiGLU) and compute the same values (attention's softmax has its own backward, models/attention.py).
+GELU and SwiGLU are custom_jvp rules (forward mode works too); the norms are a custom_vjp, the only
 way to keep exactly the arrays named (see _normalize_fwd).
 """
 
@@ -21,47 +20,43 @@ import jax.numpy as jnp
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
 
+def _f32(x: jax.Array) -> jax.Array:
+    """x in (at least) float32: the elementwise formulas compute in float32 and round once at the end, as
+    torch's do for bfloat16 tensors (op by op, XLA:CPU would round to bfloat16 after every operation)."""
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 @jax.custom_jvp
 def gelu_tanh(x: jax.Array) -> jax.Array:
     """jax.nn.gelu(x, approximate=True) (GPT-2's `gelu_new`); the backward pass keeps its derivative only."""
-    return jax.nn.gelu(x, approximate=True)
+    return jax.nn.gelu(_f32(x), approximate=True).astype(x.dtype)
 
 
 @gelu_tanh.defjvp
 def _gelu_tanh_jvp(primals, tangents):
     (x,), (x_dot,) = primals, tangents
-    t = jnp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
-    derivative = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-    return 0.5 * x * (1 + t), derivative * x_dot
+    x32 = _f32(x)
+    t = jnp.tanh(_SQRT_2_OVER_PI * (x32 + 0.044715 * x32**3))
+    derivative = 0.5 * (1 + t) + 0.5 * x32 * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x32 * x32)
+    return (0.5 * x32 * (1 + t)).astype(x.dtype), derivative.astype(x.dtype) * x_dot
 
 
 @jax.custom_jvp
 def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
     """jax.nn.silu(gate) * up (Llama's MLP); the backward pass keeps two arrays, not five."""
-    return jax.nn.silu(gate) * up
+    return (jax.nn.silu(_f32(gate)) * _f32(up)).astype(gate.dtype)
 
 
 @swiglu.defjvp
 def _swiglu_jvp(primals, tangents):
     (gate, up), (gate_dot, up_dot) = primals, tangents
-    sigmoid = jax.nn.sigmoid(gate)
-    silu = gate * sigmoid
-    d_silu = sigmoid * (1 + gate * (1 - sigmoid))
-    return silu * up, (d_silu * up) * gate_dot + silu * up_dot
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
-    """jax.nn.softmax(x, axis); the backward pass keeps the output only."""
-    unnormalized = jnp.exp(x - jax.lax.stop_gradient(x.max(axis, keepdims=True)))
-    return unnormalized / unnormalized.sum(axis, keepdims=True)
-
-
-@softmax.defjvp
-def _softmax_jvp(axis, primals, tangents):
-    (x,), (x_dot,) = primals, tangents
-    y = softmax(x, axis)
-    return y, y * (x_dot - (y * x_dot).sum(axis, keepdims=True))
+    gate32, up32 = _f32(gate), _f32(up)
+    sigmoid = jax.nn.sigmoid(gate32)
+    silu = gate32 * sigmoid
+    d_silu = sigmoid * (1 + gate32 * (1 - sigmoid))
+    dtype = gate.dtype
+    return ((silu * up32).astype(dtype),
+            (d_silu * up32).astype(dtype) * gate_dot + silu.astype(dtype) * up_dot)
 
 
 def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float) -> jax.Array:
