@@ -16,6 +16,7 @@ from flax import nnx
 from biomed_jax.models import dots
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.kv_cache import KVCache
+from biomed_jax.models.layer_scan import scan_layers
 from biomed_jax.models.layers import BTD, Block, make_norm, normal, partitioned
 from biomed_jax.sharding import constrain
 
@@ -72,12 +73,13 @@ class Decoder(nnx.Module):
         if cfg.scan_layers:
             block_graphdef, block_states = nnx.split(self.blocks)
 
-            def apply_block(block_state, x):
+            def apply_block(block_state, x, positions, segment_ids=None):
                 return nnx.merge(block_graphdef, block_state)(x, positions, segment_ids)
 
             if cfg.remat != "none":
                 apply_block = jax.checkpoint(apply_block, policy=_POLICIES[cfg.remat])
-            x, _ = jax.lax.scan(lambda carry, layer: (apply_block(layer, carry), None), x, block_states)
+            consts = (positions,) if segment_ids is None else (positions, segment_ids)
+            x = scan_layers(apply_block, x, block_states, consts)
         else:
             for block in self.blocks:
                 x = _apply_unscanned_block(block, x, positions, segment_ids, cfg.remat)
