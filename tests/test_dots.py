@@ -48,8 +48,10 @@ def test_einsum_gradients_equal_jnp_einsum(subscripts, a_shape, b_shape):
             np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
 
 
-def test_layouts_are_planned_on_one_device_only():
+def test_layouts_are_planned_on_one_device_only_and_not_for_an_accelerator_compile():
     assert dots.layouts_planned() == (jax.default_backend() == "cpu")
+    with dots.accelerator_products():
+        assert not dots.layouts_planned()
     mesh = jax.make_mesh((jax.device_count(),), ("data",))
     with shd.activation_sharding(mesh, dict(shd.DEFAULT_RULES)):
         assert dots.layouts_planned() == (jax.device_count() == 1 and jax.default_backend() == "cpu")

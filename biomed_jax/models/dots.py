@@ -20,6 +20,8 @@ TPU compilers take any layout, and there `contract` is jnp.einsum with float32 a
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 
@@ -36,13 +38,28 @@ _DOT_GENERAL = jax.lax.dot_general
 _DOT_GENERAL_CODE = jax.lax.dot_general.__code__
 
 
+_ACCELERATOR_PATH = contextvars.ContextVar("biomed_jax_accelerator_products", default=False)
+
+
 def rewriter_active() -> bool:
     return not (jax.lax.dot_general is _DOT_GENERAL and _DOT_GENERAL.__code__ is _DOT_GENERAL_CODE)
 
 
+@contextlib.contextmanager
+def accelerator_products():
+    """Within this context products take the GPU/TPU path even on CPU: for compiling an accelerator's
+    step on CPU to read its memory (train/aot.py)."""
+    token = _ACCELERATOR_PATH.set(True)
+    try:
+        yield
+    finally:
+        _ACCELERATOR_PATH.reset(token)
+
+
 def layouts_planned() -> bool:
     """Whether `contract` lays operands out for XLA:CPU's YNNPACK dots (CPU, one device, no rewriter)."""
-    return jax.default_backend() == "cpu" and sharding.activation_mesh_size() == 1 and not rewriter_active()
+    return (jax.default_backend() == "cpu" and not _ACCELERATOR_PATH.get() and sharding.activation_mesh_size() == 1
+            and not rewriter_active())
 
 
 def _parse(subscripts: str) -> tuple[str, str, str]:

@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 
 from biomed_jax import sharding as shd
+from biomed_jax.models import dots
 from biomed_jax.models.info import model_info
 from biomed_jax.train.setup import train_setup
 from biomed_jax.train.state import abstract_train_state
@@ -100,7 +101,8 @@ def compile_train_step(cfg: ml_collections.ConfigDict, devices: list | None = No
     batch = abstract_batch(train.batch_size, train.seq_len, mesh)
 
     t0 = time.perf_counter()
-    lowered = setup.train_step.lower(state, batch)
+    with dots.accelerator_products():  # the accelerator's products, not the CPU-specific layouts
+        lowered = setup.train_step.lower(state, batch)
     t1 = time.perf_counter()
     compiled = lowered.compile()
     t2 = time.perf_counter()
