@@ -46,31 +46,40 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, schedule: optax.
                     n_microbatches: int = 1) -> Callable:
     """jit(step)(state, batch) -> (state, metrics), with in/out shardings and the state donated."""
 
-    def grads_and_loss(params, batch):
-        grad_fn = jax.value_and_grad(lambda p, b: token_loss_sum(graphdef, p, b), has_aux=True)
+    def grads_and_loss(params, batch, denom):
+        """Gradients of the loss mean (the loss sum over the batch's `denom` tokens) and the loss sum.
+
+        Differentiating loss_sum / denom scales the backward pass's first cotangent, not every gradient
+        afterwards (one pass over all parameters fewer)."""
+
+        def mean_loss(p, b):
+            loss_sum, _ = token_loss_sum(graphdef, p, b)
+            return loss_sum / denom, loss_sum
+
+        grad_fn = jax.value_and_grad(mean_loss, has_aux=True)
         if n_microbatches == 1:
-            (loss_sum, n_tokens), grads = grad_fn(params, batch)
-            return grads, loss_sum, n_tokens
+            (_, loss_sum), grads = grad_fn(params, batch)
+            return grads, loss_sum
 
         def accumulate(carry, micro):
-            grad_acc, loss_acc, tok_acc = carry
+            grad_acc, loss_acc = carry
             micro = {k: shd.constrain(v, ("activation_batch",) + (None,) * (v.ndim - 1))
                      for k, v in micro.items()}
-            (loss_sum, n_tokens), grads = grad_fn(params, micro)
+            (_, loss_sum), grads = grad_fn(params, micro)
             grad_acc = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), grad_acc, grads)
-            return (grad_acc, loss_acc + loss_sum, tok_acc + n_tokens), None
+            return (grad_acc, loss_acc + loss_sum), None
 
         zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
-        init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
-        (grads, loss_sum, n_tokens), _ = jax.lax.scan(
-            accumulate, init, _split_microbatches(batch, n_microbatches))
-        return grads, loss_sum, n_tokens
+        (grads, loss_sum), _ = jax.lax.scan(
+            accumulate, (zeros, jnp.zeros((), jnp.float32)), _split_microbatches(batch, n_microbatches))
+        return grads, loss_sum
 
     def train_step(state: TrainState, batch: Batch):
         with shd.activation_sharding(mesh, rules):
-            grads, loss_sum, n_tokens = grads_and_loss(state.params, batch)
+            n_tokens = jnp.sum(batch["loss_mask"].astype(jnp.float32))
             denom = jnp.maximum(n_tokens, 1.0)
-            grads = jax.tree.map(lambda g, p: (g / denom).astype(p.dtype), grads, state.params)
+            grads, loss_sum = grads_and_loss(state.params, batch, denom)
+            grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
             grads = jax.lax.with_sharding_constraint(grads, state_shardings.params)
             updates, opt_state = tx.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
