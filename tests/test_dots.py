@@ -18,7 +18,8 @@ PRODUCTS = [("btnh,nhd->btd", (2, 3, 4, 5), (4, 5, 6)),          # o_proj: contr
             ("btf,btd->fd", (2, 3, 7), (2, 3, 6)),               # a weight gradient: contracts the tokens
             ("bkgth,bksh->bkgts", (2, 3, 2, 4, 5), (2, 3, 6, 5)),  # attention scores: batch dims
             ("bkgts,bkgth->bksh", (2, 3, 2, 4, 6), (2, 3, 2, 4, 5)),  # a key gradient
-            ("ij,kj->jik", (3, 4), (5, 4))]                      # only an output transpose makes it canonical
+            ("ij,kj->jik", (3, 4), (5, 4)),                      # only an output transpose makes it canonical
+            ("btv,vd->btd", (1, 3, 20000), (20000, 4))]          # LM-head input gradient: summed in chunks
 
 
 @pytest.mark.parametrize("subscripts,a_shape,b_shape", PRODUCTS)
