@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from biomed_jax import optim
@@ -47,6 +48,17 @@ def test_ten_steps_match_the_composer_formula():
     for k in params:
         np.testing.assert_allclose(p[k], expected[k], rtol=2e-5, atol=1e-6)
     assert lrs[0] == 0.0 and lrs[3] == pytest.approx(peak)
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.1, 30.0])
+def test_clip_by_global_norm_equals_optax(scale):
+    rng = np.random.default_rng(1)
+    grads = {"a": rng.normal(size=(5, 3)).astype(np.float32) * scale, "b": rng.normal(size=(7,)).astype(np.float32)}
+    grads["b"] *= scale
+    got, _ = optim.clip_by_global_norm(1.0).update(grads, optim.clip_by_global_norm(1.0).init(grads))
+    want, _ = optax.clip_by_global_norm(1.0).update(grads, optax.clip_by_global_norm(1.0).init(grads))
+    for k in grads:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=0)
 
 
 def test_decay_is_scaled_by_schedule_factor_not_learning_rate():
