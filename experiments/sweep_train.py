@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -51,9 +52,11 @@ def _run(args: list[str], json_path: str, extra: list[str] = ()) -> dict:
     except subprocess.TimeoutExpired:
         return {"failed": f"timeout after {_TIMEOUT.value} s"}
     if proc.returncode != 0 or not os.path.exists(json_path):
-        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        reason = "out of memory" if "RESOURCE_EXHAUSTED" in proc.stderr or "out of memory" in proc.stderr else tail[0]
-        return {"failed": reason[:200]}
+        lines = proc.stderr.strip().splitlines() or ["no output"]
+        errors = [line for line in lines if re.search(r"(Error|Exception)\b", line)]
+        reason = "out of memory" if "RESOURCE_EXHAUSTED" in proc.stderr or "out of memory" in proc.stderr else \
+            (errors or lines)[-1]
+        return {"failed": reason.strip()[:200]}
     with open(json_path) as f:
         return json.load(f)
 
@@ -68,8 +71,9 @@ def main(argv):
         name = f"b{batch}_m{micro}_{remat}_scan{scan}_{attention}"
         args = bench_args(_PRESET.value, _SEQ_LEN.value, batch, micro, remat, scan, attention, _DTYPE.value)
         result = _run(args, os.path.join(_OUT.value, f"{name}.json"))
-        rows.append(dict(name=name, args=args, batch=batch, micro=micro, remat=remat, scan=scan,
-                         attention=attention, **result))
+        # the combination's own fields last: bench_train's report has 'remat' and 'attention' too
+        rows.append({**result, "name": name, "args": args, "batch": batch, "micro": micro, "remat": remat,
+                     "scan": scan, "attention": attention})
         print(f"{name}: " + (result["failed"] if "failed" in result else
                              f"{result['biomed_jax_tokens_per_s']:.0f} tokens/s, MFU "
                              f"{_pct(result['biomed_jax_mfu'])}"), flush=True)

@@ -20,3 +20,15 @@ def test_side_by_side_report_compares_the_same_model(tmp_path):
     assert report["ratio"] == report["biomed_jax_tokens_per_s"] / report["torch_tokens_per_s"]
     assert report["biomed_jax_mfu"] is None  # CPU: no tabulated peak
     assert "biomed_jax / torch tokens/s" in proc.stdout
+
+
+def test_sweep_tables_every_combination_and_records_a_failed_one(tmp_path):
+    """~12 s: two bench_train runs of the tiny model (run_cli runs on CPU, where cuDNN attention fails)."""
+    proc = run_cli("experiments.sweep_train", "--preset=tiny", "--seq_len=64", "--batch_sizes=4", "--remat=none",
+                   "--attention=xla,cudnn", "--steps=1", f"--out={tmp_path}")
+    table = (tmp_path / "sweep.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| 4 |")]
+    assert len(rows) == 2 and "| xla |" in rows[0] and "tokens/s" in table
+    assert "| cudnn | failed:" in rows[1] and "Error" in rows[1]
+    assert json.loads((tmp_path / "b4_m1_none_scanTrue_xla.json").read_text())["biomed_jax_tokens_per_s"] > 0
+    assert "best: python -m experiments.bench_train" in proc.stdout
