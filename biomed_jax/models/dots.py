@@ -14,8 +14,11 @@ upcast to float32 and run by Eigen. `contract` therefore lays the operands out p
 the roles and transposes that move the fewest bytes (a weight gradient transposes the activation, not
 the tokens x d_ff gradient). A plain transpose would be folded back into the dot or given a column-major
 layout by XLA; `_row_major` flattens it behind an optimization barrier so it stays a row-major copy.
-This is used on CPU, with one device in the mesh (flattening a sharded array would gather it); GPU and
-TPU compilers take any layout, and there `contract` is jnp.einsum with float32 accumulation.
+It also sums a very long contraction (the LM head's input gradient, over the vocabulary) in chunks,
+which YNNPACK runs faster. This is used on CPU, with one device in the mesh (flattening a sharded array
+would gather it), outside `accelerator_products` (aot_check compiles an accelerator's step on CPU); GPU
+and TPU compilers take any layout, and there `contract` is jnp.einsum with float32 accumulation.
+The measurements behind each choice are in the README (Performance, "Training step on CPU").
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ _DOT_GENERAL = jax.lax.dot_general
 _DOT_GENERAL_CODE = jax.lax.dot_general.__code__
 
 
-_LONGEST_CONTRACTION = 16384
+_LONGEST_CONTRACTION = 16384  # longer single contractions are summed in chunks of _CONTRACTION_CHUNK
 _CONTRACTION_CHUNK = 2048
 
 _ACCELERATOR_PATH = contextvars.ContextVar("biomed_jax_accelerator_products", default=False)
