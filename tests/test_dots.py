@@ -61,6 +61,18 @@ def test_layouts_are_planned_on_one_device_only_and_not_for_an_accelerator_compi
         np.testing.assert_allclose(dots.einsum("btd,vd->btv", a, b), np.full((2, 3, 5), 4.0))
 
 
+@pytest.mark.parametrize("subscripts,a_shape,b_shape", PRODUCTS)
+def test_bfloat16_products_compile_and_run(subscripts, a_shape, b_shape):
+    """Every plan, bfloat16: XLA:CPU has no fallback for a bf16 dot YNNPACK rejects after layout
+    assignment (it fails at run time), so each layout the planner produces must run."""
+    rng = np.random.default_rng(3)
+    a, b = (jnp.asarray(rng.standard_normal(shape), jnp.bfloat16) for shape in (a_shape, b_shape))
+    expected = np.einsum(subscripts, np.asarray(a, np.float64), np.asarray(b, np.float64))
+    got = jax.jit(jax.value_and_grad(lambda a, b: jnp.sum(dots.einsum(subscripts, a, b) ** 2), (0, 1)))(a, b)
+    np.testing.assert_allclose(got[0], np.sum(expected ** 2), rtol=1e-3)
+    assert got[1][0].dtype == jnp.bfloat16 and got[1][0].shape == a.shape
+
+
 def test_bfloat16_einsum_returns_float32_and_gives_each_operand_a_gradient_of_its_own_dtype():
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.standard_normal((2, 8, 16)), jnp.bfloat16)    # an activation
