@@ -17,8 +17,9 @@ from helpers import tiny_config
 STEPS = 5
 
 
-def train_losses(preset, mesh_sizes, n_devices, microbatches=1):
-    cfg = tiny_config(preset, train=dict(batch_size=16, seq_len=32, microbatches=microbatches))
+def train_losses(preset, mesh_sizes, n_devices, microbatches=1, dtype="float32"):
+    cfg = tiny_config(preset, train=dict(batch_size=16, seq_len=32, microbatches=microbatches),
+                      model=dict(dtype=dtype))
     model_cfg = ModelConfig.from_dict(cfg.model)
     mesh = shd.make_mesh(dict(zip(shd.MESH_AXES, mesh_sizes)), jax.devices()[:n_devices])
     rules = shd.rules_dict()
@@ -62,6 +63,15 @@ def test_sharded_losses_equal_single_device(reference_losses, preset, mesh_sizes
     # Adam moments live with their parameter.
     mu = state.opt_state[1].mu["blocks"]["mlp"]["up_proj"]["kernel"]
     assert mu.sharding == up.sharding
+
+
+def test_bfloat16_sharded_losses_equal_single_device():
+    """bf16 mixed precision: one device multiplies through the CPU-planned layouts (models/dots.py),
+    eight through plain einsums; the losses agree to bf16's precision."""
+    single, _ = train_losses("tiny", (1, 1, 1), 1, dtype="bfloat16")
+    sharded, _ = train_losses("tiny", (2, 4, 1), 8, dtype="bfloat16")
+    assert sharded[-1] < sharded[0]
+    np.testing.assert_allclose(sharded, single, rtol=1e-2)
 
 
 def test_indivisible_dimension_is_replicated_not_an_error():
