@@ -54,8 +54,8 @@ def _run(args: list[str], json_path: str, extra: list[str] = ()) -> dict:
     if proc.returncode != 0 or not os.path.exists(json_path):
         lines = proc.stderr.strip().splitlines() or ["no output"]
         errors = [line for line in lines if re.search(r"(Error|Exception)\b", line)]
-        reason = "out of memory" if "RESOURCE_EXHAUSTED" in proc.stderr or "out of memory" in proc.stderr else \
-            (errors or lines)[-1]
+        out_of_memory = "RESOURCE_EXHAUSTED" in proc.stderr or "out of memory" in proc.stderr
+        reason = "out of memory" if out_of_memory else (errors or lines)[-1]
         return {"failed": reason.strip()[:200]}
     with open(json_path) as f:
         return json.load(f)

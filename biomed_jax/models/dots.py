@@ -27,6 +27,7 @@ import contextlib
 import contextvars
 import functools
 import math
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -146,13 +147,11 @@ def contract(subscripts: str, a: jax.Array, b: jax.Array) -> jax.Array:
         # YNNPACK runs a very long contraction (the LM head's input gradient sums over the vocabulary)
         # at two thirds of the speed of the same product summed in chunks.
         axis_first, axis_second = first_contracting[0], second_contracting[0]
-        y = None
-        for start in range(0, depth, _CONTRACTION_CHUNK):
-            stop = min(start + _CONTRACTION_CHUNK, depth)
-            part = jax.lax.dot_general(jax.lax.slice_in_dim(first, start, stop, axis=axis_first),
-                                       jax.lax.slice_in_dim(second, start, stop, axis=axis_second), dims,
-                                       preferred_element_type=jnp.float32)
-            y = part if y is None else y + part
+        chunks = [(start, min(start + _CONTRACTION_CHUNK, depth)) for start in range(0, depth, _CONTRACTION_CHUNK)]
+        parts = [jax.lax.dot_general(jax.lax.slice_in_dim(first, start, stop, axis=axis_first),
+                                     jax.lax.slice_in_dim(second, start, stop, axis=axis_second), dims,
+                                     preferred_element_type=jnp.float32) for start, stop in chunks]
+        y = functools.reduce(operator.add, parts)
     else:
         y = jax.lax.dot_general(first, second, dims, preferred_element_type=jnp.float32)
     if out_perm != tuple(range(y.ndim)):
