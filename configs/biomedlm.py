@@ -111,5 +111,5 @@ def _smoke(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     cfg.seqcls = ml_collections.ConfigDict(dict(pubmedqa=finetune_seqcls.get_config("synthetic")))
     for section in (cfg.mcq.medqa, cfg.seqcls.pubmedqa):
         section.train.epochs = 1
-        section.task.limit = 64         # the first 64 questions of each split
+        section.task.limit = 64         # 64 questions of each split, a seeded sample
     return cfg

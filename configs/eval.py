@@ -12,6 +12,8 @@ Suites:
 Task paths are relative to `data_root` (the layout of the released files: medqa/, medmcqa/, pubmedqa/,
 mmlu/, bioasq/, usmle/). The quick suite needs none: with an empty data_root it generates the small
 synthetic world into the workdir. `reference` is the paper's number for the comparison column.
+A task's `limit` (0 = all) evaluates a random subset drawn from `seed`, stratified by answer label, the
+same for every method (biomed_jax.data.benchmarks.sample_questions), never the file's first questions.
 Methods: loglik (acc and acc_norm), top_token, generate (greedy answer, parsed), cot, sc_cot.
 """
 

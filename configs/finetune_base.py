@@ -4,7 +4,9 @@
                       empty = a random init of `model` (the baseline the papers' claim is measured against)
     method            full | lora | int8_lora | nf4_lora (see biomed_jax/adapt/lora.py)
     task              the benchmark (a biomed_jax.data.benchmarks kind), its path under data_root, splits
-                      and prompt template; dev_fraction carves dev from train when dev_split is empty
+                      and prompt template; dev_fraction carves dev from train when dev_split is empty;
+                      limit > 0 keeps that many questions of each split, a sample drawn from train.seed
+                      and stratified by answer label (never the file's first questions)
     data_root         where task paths point; empty with a `world` section = generate the synthetic world
 """
 

@@ -418,7 +418,7 @@ def eval_stage(name: str, section, checkpoint: str, workdir: str, title: str, gr
             continue
         inputs.append(_under_root(root_field, section.data_root, task.path,
                                   f"the {task.kind} files as released (tasks.{task_name}.path={task.path!r})"))
-        tasks.append(f"{task_name} {task.methods} ({task.shots}-shot" + (f", first {task.limit}" if task.limit
+        tasks.append(f"{task_name} {task.methods} ({task.shots}-shot" + (f", {task.limit} sampled" if task.limit
                                                                           else "") + ")")
     methods = {m.strip() for t in section.tasks.values() for m in t.methods.split(",")}
     generation = [f"cot {section.cot.max_new_tokens} new tokens"] if "cot" in methods else []
@@ -445,7 +445,7 @@ def _splits(section, kind: str) -> str:
     train = ("instructions only" if kind == "sft" and not section.sft.benchmark_train
              else task.train_split or "the whole file")
     return (f"train {train} / dev {split(task.dev_split, task.dev_fraction)} / test "
-            f"{split(task.test_split, task.test_fraction)}" + (f"; first {task.limit} of each" if task.limit else ""))
+            f"{split(task.test_split, task.test_fraction)}" + (f"; {task.limit} sampled of each" if task.limit else ""))
 
 
 def _under_root(root_field: str, root: str, path: str, what: str) -> Input:

@@ -162,6 +162,13 @@ def test_pubmedqa_splits_from_ground_truth(tmp_path):
     assert [q.id for q in everything] == ["1", "2", "3", "5"]
 
 
+def test_pubmedqa_test_split_keeps_the_release_order(tmp_path):
+    # The released ground truth lists its ids by label; the questions come in ori_pqal.json's order.
+    folder = pubmedqa_files(tmp_path, {"5": "no", "3": "no", "2": "maybe", "1": "yes"})
+    test, _ = bm.load_pubmedqa(str(folder))
+    assert [q.id for q in test] == ["1", "2", "3", "5"]
+
+
 def test_pubmedqa_empty_and_missing_ground_truth(tmp_path):
     folder = pubmedqa_files(tmp_path, {})
     questions, report = bm.load_pubmedqa(str(folder))
@@ -253,6 +260,14 @@ def test_bioasq_yes_no_from_a_folder(tmp_path):
     assert questions[0].meta["file"] == os.path.join("Task1", "1B1_golden.json")
     with pytest.raises(ValueError, match="yesno"):
         bm.load_bioasq(str(tmp_path), types=("yesno", "factoid"))
+
+
+def test_bioasq_files_in_release_order(tmp_path):
+    # Task7B..Task9B before Task10B, 11B: numbers compare as numbers, not as text.
+    for task in ("Task10B", "Task7B", "Task11B", "Task9B"):
+        write_json(tmp_path / task / f"{task[4:]}1_golden.json", {"questions": [bioasq_question(task)]})
+    questions, _ = bm.load_bioasq(str(tmp_path))
+    assert [q.id for q in questions] == ["Task7B", "Task9B", "Task10B", "Task11B"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -442,6 +457,50 @@ def test_real_bioasq_yes_no():
     assert report.info["files"] == 25 and len({q.id for q in questions}) == 618
     assert bm.summarize(questions)["answer_distribution"] == {"yes": 395, "no": 223}
     assert all(q.context for q in questions)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Subsets (`limit`)
+
+
+def labelled(labels):
+    return [bm.MCQuestion(id=f"q{i}", question="?", context="", options=["yes", "no", "maybe"],
+                          answer=["yes", "no", "maybe"].index(label), letters=["yes", "no", "maybe"])
+            for i, label in enumerate(labels)]
+
+
+def label_counts(questions):
+    return bm.summarize(questions)["answer_distribution"]
+
+
+def test_sample_questions_from_a_file_sorted_by_label():
+    questions = labelled(["yes"] * 60 + ["no"] * 30 + ["maybe"] * 10)
+    subset = bm.sample_questions(questions, 20, seed=0)
+    assert label_counts(subset) == {"yes": 12, "no": 6, "maybe": 2}       # the split's 60/30/10, not 20 "yes"
+    positions = [questions.index(q) for q in subset]
+    assert positions == sorted(positions) and len(set(positions)) == 20   # the split's order, no repeats
+    assert [q.id for q in bm.sample_questions(questions, 20, seed=0)] == [q.id for q in subset]
+    assert [q.id for q in bm.sample_questions(questions, 20, seed=1)] != [q.id for q in subset]
+    # Largest remainder: 7 of (60, 30, 10) -> shares 4.2, 2.1, 0.7 -> 4, 2, 1.
+    assert label_counts(bm.sample_questions(questions, 7, seed=0)) == {"yes": 4, "no": 2, "maybe": 1}
+    assert bm.sample_questions(questions, 0, seed=0) == questions
+    assert bm.sample_questions(questions, 500, seed=0) == questions
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        bm.sample_questions(questions, -1, seed=0)
+
+
+@needs_data
+def test_real_pubmedqa_limit_represents_the_test_split():
+    test, _ = bm.load_pubmedqa(os.path.join(DATA_DIR, "pubmedqa"))
+    assert {q.answer_letter for q in test[:30]} == {"yes", "no", "maybe"}   # ori_pqal.json's order is mixed
+    subset = bm.sample_questions(test, 30, seed=0)
+    counts = label_counts(subset)
+    for label, share in (("yes", 276 / 500), ("no", 169 / 500), ("maybe", 55 / 500)):
+        assert abs(counts[label] - 30 * share) < 1, counts
+    again, _ = bm.load_pubmedqa(os.path.join(DATA_DIR, "pubmedqa"))
+    assert [q.id for q in bm.sample_questions(again, 30, seed=0)] == [q.id for q in subset]
+    other = bm.sample_questions(test, 30, seed=1)
+    assert [q.id for q in other] != [q.id for q in subset] and label_counts(other) == counts
 
 
 # ---------------------------------------------------------------------------------------------------

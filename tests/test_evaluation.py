@@ -14,7 +14,9 @@ from biomed_jax.data.benchmarks import MCQuestion
 from biomed_jax.evaluation import harness
 from biomed_jax.evaluation.answers import extract_choice, majority_vote
 from configs.eval import get_config
+from helpers import REPO_ROOT
 
+DATA_DIR = os.path.join(REPO_ROOT, "..", "shared", "data")
 ABCD = ["A", "B", "C", "D"]
 
 
@@ -143,7 +145,8 @@ def test_evaluate_writes_reports_and_resumes(tmp_path, monkeypatch):
     cfg.tasks.medqa.shots = 0
     cfg.tasks.pubmedqa.methods = "top_token"
     qs = {"medqa": _questions(6), "pubmedqa": _questions(4, letters=["yes", "no", "maybe"])}
-    monkeypatch.setattr(harness, "load_task_questions", lambda task, root: (qs[task["kind"]], []))
+    monkeypatch.setattr(harness, "load_task_questions",
+                        lambda task, root, seed: harness.TaskQuestions(qs[task["kind"]], [], len(qs[task["kind"]])))
     scorer = FakeScorer(None, max_len=30)
     model = harness.EvalModel(scorer=scorer, generator=None, tokenizer=FakeTokenizer(), max_len=30)
     results = harness.evaluate(cfg, model, str(tmp_path), data_root="", progress=False)
@@ -162,6 +165,54 @@ def test_evaluate_writes_reports_and_resumes(tmp_path, monkeypatch):
     calls = scorer.calls
     harness.evaluate(cfg, model, str(tmp_path), data_root="", progress=False)  # all done: nothing rerun
     assert scorer.calls == calls
+
+
+def _pubmedqa_sorted_by_label(folder, n_yes=18, n_no=9, n_maybe=3):
+    """An invented PubMedQA release whose ground-truth file lists ids by label, as the real one does."""
+    labels = ["yes"] * n_yes + ["no"] * n_no + ["maybe"] * n_maybe
+    order = np.random.default_rng(0).permutation(len(labels))            # ori_pqal.json: mixed
+    items = {f"{100 + i}": {"QUESTION": f"Does invented drug {i} work?", "CONTEXTS": [f"Study {i}."],
+                            "final_decision": labels[i]} for i in order}
+    os.makedirs(folder / "pubmedqa")
+    (folder / "pubmedqa" / "ori_pqal.json").write_text(json.dumps(items))
+    (folder / "pubmedqa" / "test_ground_truth.json").write_text(json.dumps({f"{100 + i}": labels[i]
+                                                                            for i in range(len(labels))}))
+
+
+def _evaluate_pubmedqa(root, workdir, limit, seed=0):
+    cfg = get_config("biomedlm")
+    for name in cfg.tasks:
+        cfg.tasks[name].methods = "loglik,top_token" if name == "pubmedqa" else ""
+    cfg.tasks.pubmedqa.limit = limit
+    cfg.seed = seed
+    model = harness.EvalModel(scorer=FakeScorer(None, max_len=10_000), generator=None, tokenizer=FakeTokenizer(),
+                              max_len=10_000)
+    return harness.evaluate(cfg, model, str(workdir), data_root=str(root), progress=False)["pubmedqa"]
+
+
+def test_limit_evaluates_a_seeded_subset_that_represents_the_split(tmp_path):
+    _pubmedqa_sorted_by_label(tmp_path / "data")
+    results = _evaluate_pubmedqa(tmp_path / "data", tmp_path / "a", limit=10)
+    ids = results["loglik"]["subset"]["ids"]
+    assert results["top_token"]["subset"] == results["loglik"]["subset"] == dict(of=30, seed=0, ids=ids)
+    assert results["loglik"]["n"] == len(ids) == len(set(ids)) == 10
+    golds = [p["gold"] for p in map(json.loads, open(tmp_path / "a" / "predictions.jsonl"))]
+    assert sorted(golds[:10]) == [0] * 6 + [1] * 3 + [2]                 # 18/9/3 of 30 -> 6/3/1 of 10
+    assert [p["id"] for p in map(json.loads, open(tmp_path / "a" / "predictions.jsonl"))][:10] == ids
+    assert "| pubmedqa | 10 of 30 |" in open(tmp_path / "a" / "results.md").read()
+    assert _evaluate_pubmedqa(tmp_path / "data", tmp_path / "b", limit=10)["loglik"]["subset"]["ids"] == ids
+    assert _evaluate_pubmedqa(tmp_path / "data", tmp_path / "c", limit=10, seed=1)["loglik"]["subset"]["ids"] != ids
+    whole = _evaluate_pubmedqa(tmp_path / "data", tmp_path / "d", limit=0)
+    assert "subset" not in whole["loglik"] and whole["loglik"]["n"] == 30
+    assert "| pubmedqa | 30 |" in open(tmp_path / "d" / "results.md").read()
+
+
+@pytest.mark.skipif(not os.path.isdir(DATA_DIR), reason=f"real data samples not found at {DATA_DIR}")
+def test_limit_on_the_real_pubmedqa_holds_every_label(tmp_path):
+    # The released test_ground_truth.json lists 276 "yes" first: a first-24 subset was all "yes".
+    results = _evaluate_pubmedqa(DATA_DIR, tmp_path, limit=24)
+    golds = {json.loads(line)["gold"] for line in open(tmp_path / "predictions.jsonl")}
+    assert golds == {0, 1, 2} and results["loglik"]["subset"]["of"] == 500
 
 
 def _tiny_run(tmp_path, world):
@@ -197,7 +248,7 @@ def test_evaluate_command_on_a_tiny_checkpoint(tmp_path):
             "--config.tasks.medqa.limit=4", "--config.tasks.pubmedqa.limit=4",
             "--config.tasks.medqa.methods=loglik,top_token,sc_cot", "--config.sc_cot.max_new_tokens=6"]
     proc = run_cli("experiments.evaluate", *args)
-    assert "| medqa | 4 |" in proc.stdout
+    assert re.search(r"\| medqa \| 4 of \d+ \|", proc.stdout)
     results = json.load(open(os.path.join(out, "results.json")))
     assert set(results["medqa"]) == {"loglik", "top_token", "sc_cot"} and set(results["pubmedqa"]) == {"loglik", "top_token"}
     sc = results["medqa"]["sc_cot"]

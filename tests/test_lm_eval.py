@@ -296,6 +296,14 @@ def test_shipped_task_definitions_read_the_local_files(monkeypatch, tmp_path):
         assert isinstance(target, int) and 0 <= target < len(choices), name
         assert task.doc_to_text(doc).endswith("Answer:"), name
     assert tasks["medmcqa_local"].doc_to_target(next(iter(tasks["medmcqa_local"].test_docs()))) == 0  # cop 1 = opa
+    # lm-eval's --limit N takes the first N documents: PubMedQA's come in ori_pqal.json's (mixed) order,
+    # as the harness loads them, not the label-sorted order of test_ground_truth.json.
+    from biomed_jax.data.benchmarks import load_pubmedqa
+
+    pubmedqa_docs = list(tasks["pubmedqa_local"].test_docs())
+    harness_order, _ = load_pubmedqa(os.path.join(SHARED_DATA, "pubmedqa"))
+    assert [d["pmid"] for d in pubmedqa_docs] == [q.id for q in harness_order]
+    assert {d["answer"] for d in pubmedqa_docs[:30]} == {0, 1, 2}
 
 
 def test_command_line_translates_checkpoint_to_lm_eval_flags(tmp_path):

@@ -36,7 +36,7 @@ from biomed_jax import sharding as shd
 from biomed_jax.adapt import data as adapt_data
 from biomed_jax.adapt.heads import Classifier, class_scores, option_scores
 from biomed_jax.adapt.lora import LoraSettings, apply_lora, check_method, merge_lora, trainable_filter
-from biomed_jax.data.benchmarks import load_benchmark
+from biomed_jax.data.benchmarks import load_benchmark, sample_questions
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import abstract_model, init_params, unstack_layers
 from biomed_jax.train.checkpoint import RunCheckpoints, load_params
@@ -90,8 +90,9 @@ def data_root(cfg: ml_collections.ConfigDict, workdir: str) -> str:
     return root
 
 
-def load_split(task: Mapping[str, Any], root: str, split: str | None):
-    """The questions of one split; split None reads the whole file (tasks released as one set)."""
+def load_split(task: Mapping[str, Any], root: str, split: str | None, seed: int):
+    """The questions of one split; split None reads the whole file (tasks released as one set). `limit`
+    keeps a seeded, label-stratified random sample (`sample_questions`), not the file's first questions."""
     path = _resolve(task["path"], root)
     questions, report = load_benchmark(task["kind"], path, split, **dict(task["options"]))
     if report.errors:
@@ -99,9 +100,7 @@ def load_split(task: Mapping[str, Any], root: str, split: str | None):
     if not questions:
         raise ValueError(f"task {task['kind']} split {split!r} at {path} is empty (skipped: {report.skipped}); "
                          "check task.path and the task's *_split fields")
-    if task["limit"]:
-        questions = questions[:task["limit"]]
-    return questions
+    return sample_questions(questions, task["limit"], seed)
 
 
 def _carve(questions: list, fraction: float, seed: int, field: str) -> tuple[list, list]:
@@ -117,14 +116,14 @@ def task_splits(cfg: ml_collections.ConfigDict, root: str) -> dict[str, list]:
     """train/dev/test questions; a missing dev (or test) split is carved from train by dev_fraction
     (test_fraction)."""
     task, seed = cfg.task, cfg.train.seed
-    train = load_split(task, root, task.train_split or None)
+    train = load_split(task, root, task.train_split or None, seed)
     test: list = []
     if task.test_split:
-        test = load_split(task, root, task.test_split)
+        test = load_split(task, root, task.test_split, seed)
     elif task.test_fraction:
         train, test = _carve(train, task.test_fraction, seed + 1, "test_fraction")
     if task.dev_split:
-        dev = load_split(task, root, task.dev_split)
+        dev = load_split(task, root, task.dev_split, seed)
     else:
         train, dev = _carve(train, task.dev_fraction, seed, "dev_fraction")
     return {"train": train, "dev": dev, "test": test}

@@ -319,7 +319,8 @@ def load_pubmedqa(path: str, split: str = "test",
     final_decision, LONG_ANSWER}}; `path` is that file or its folder.
 
     split "test" takes the ids of test_ground_truth.json (next to it unless `ground_truth_path` is given),
-    "train" the other items (the 500 train/dev pool), "all" every item. The context is CONTEXTS joined by
+    "train" the other items (the 500 train/dev pool), "all" every item; every split keeps ori_pqal.json's
+    order (the ground-truth file is sorted by label). The context is CONTEXTS joined by
     newlines (their section LABELS are in meta). Options are ["yes", "no", "maybe"], labelled by themselves.
     A ground-truth id absent from ori_pqal.json counts as "missing_item"; a ground-truth label that
     differs from the item's final_decision as "answer_mismatch".
@@ -352,12 +353,12 @@ def load_pubmedqa(path: str, split: str = "test",
         return [], report
     report.info["items_in_file"] = len(items)
     if split == "test":
-        ids = list(truth)
-        missing = [pid for pid in ids if pid not in items]
+        # ori_pqal.json's order, not the ground-truth file's (which lists every "yes", then "no", "maybe").
+        missing = [pid for pid in truth if pid not in items]
         if missing:
             report.records += len(missing)
             report.skip("missing_item", len(missing))
-        ids = [pid for pid in ids if pid in items]
+        ids = [pid for pid in items if pid in truth]
     elif split == "train":
         ids = [pid for pid in items if pid not in truth]
     else:
@@ -458,10 +459,12 @@ def load_mmlu(path: str, subjects: Sequence[str] = MEDICAL_SUBJECTS,
 
 
 def _json_files(path: str, pattern: str = "*.json") -> list[str]:
-    """`path` itself, or every `pattern` file under the folder `path` (recursively), sorted."""
+    """`path` itself, or every `pattern` file under the folder `path` (recursively) in release order:
+    numbers compare as numbers, so Task7B..Task9B come before Task10B, 11B (plain sorting puts 10B first)."""
     if os.path.isfile(path):
         return [path]
-    return sorted(glob.glob(os.path.join(glob.escape(path), "**", pattern), recursive=True))
+    files = glob.glob(os.path.join(glob.escape(path), "**", pattern), recursive=True)
+    return sorted(files, key=lambda f: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", f)])
 
 
 def _yes_no(answer: Any) -> str | None:
@@ -478,8 +481,8 @@ def load_bioasq(path: str, types: Sequence[str] = ("yesno",)) -> tuple[list[MCQu
     the yes/no questions of one file or of every *.json under a folder (readme files are ignored).
 
     The context is the snippets' texts, one per line, exact repeats dropped. Questions of other types count
-    as "other_type"; an id already loaded from an earlier file (sorted path order) as "duplicate_id" (the
-    7B-11B golden sets hold none); an exact_answer other than yes/no as "bad_answer".
+    as "other_type"; an id already loaded from an earlier file (release order: 7B before 10B) as
+    "duplicate_id" (the 7B-11B golden sets hold none); an exact_answer other than yes/no as "bad_answer".
     """
     if tuple(types) != ("yesno",):
         raise ValueError(f"BioASQ types {tuple(types)!r}: only ('yesno',) maps to multiple choice; factoid, "
@@ -680,6 +683,35 @@ def load_benchmark(kind: str, path: str, split: str | None = None,
     if not os.path.exists(path):
         raise FileNotFoundError(f"{kind} input not found: {path!r}")
     return loader(path, **options)
+
+
+def sample_questions(questions: Sequence[MCQuestion], limit: int, seed: int) -> list[MCQuestion]:
+    """`limit` of `questions` drawn at random, reproducibly from `seed`, kept in the split's order.
+
+    Released files can be ordered by label, subject or year (PubMedQA's test_ground_truth.json lists its
+    276 "yes" before its 169 "no" and 55 "maybe"; MMLU-medical is read subject by subject), so the first n
+    questions can be a wholly unrepresentative subset. The draw is stratified by the gold answer label:
+    each label gets its share of `limit` (largest remainder, ties to the label seen first), so the subset
+    keeps the split's answer prior, and its members are a seeded uniform draw within each label. A limit
+    of 0, or one not below len(questions), keeps them all.
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0 (0 = every question), got {limit}")
+    if not limit or limit >= len(questions):
+        return list(questions)
+    by_label: dict[str, list[int]] = {}
+    for index, q in enumerate(questions):
+        by_label.setdefault(q.answer_letter, []).append(index)
+    shares = {label: limit * len(members) / len(questions) for label, members in by_label.items()}
+    quota = {label: int(share) for label, share in shares.items()}
+    by_remainder = sorted(shares, key=lambda label: -(shares[label] - quota[label]))  # stable: first seen wins
+    for label in by_remainder[:limit - sum(quota.values())]:
+        quota[label] += 1
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label, members in by_label.items():
+        chosen.extend(int(i) for i in rng.choice(members, size=quota[label], replace=False))
+    return [questions[i] for i in sorted(chosen)]
 
 
 def pad_options(questions: Sequence[MCQuestion], pad: str = "") -> tuple[list[list[str]], np.ndarray]:

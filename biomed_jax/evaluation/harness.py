@@ -11,6 +11,9 @@ Methods (how the field computes them):
 A generation whose answer cannot be parsed counts as wrong and is listed. Prompts longer than the model's
 context lose tokens from the left (the start of the context, never the options or the answer) and are
 counted. Each (task, method) is saved when done, so a rerun skips it.
+
+A task's `limit` evaluates a seeded random subset (stratified by answer label, drawn from the suite's
+`seed`), the same questions for every method; results.json lists the chosen ids under `subset`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 from absl import logging
 from tqdm.auto import tqdm
 
-from biomed_jax.data.benchmarks import MCQuestion, load_benchmark, render
+from biomed_jax.data.benchmarks import MCQuestion, load_benchmark, render, sample_questions
 from biomed_jax.evaluation.answers import extract_choice, majority_vote
 
 METHODS = ("loglik", "top_token", "generate", "cot", "sc_cot")
@@ -63,22 +66,36 @@ def load_eval_model(checkpoint: str, batch_size: int = 16, max_len: int = 0, tok
                      stop_tokens=(eos,) if eos is not None else ())
 
 
-def load_task_questions(task: Mapping[str, Any], data_root: str) -> tuple[list[MCQuestion], list[MCQuestion]]:
-    """(questions, few-shot pool) of a task config; `limit` keeps the first n questions."""
+@dataclasses.dataclass
+class TaskQuestions:
+    """A task's questions (all of the split, or the `limit` subset), its few-shot pool and the split's size."""
+
+    questions: list[MCQuestion]
+    pool: list[MCQuestion]
+    total: int
+
+    @property
+    def subset(self) -> bool:
+        return len(self.questions) < self.total
+
+
+def load_task_questions(task: Mapping[str, Any], data_root: str, seed: int) -> TaskQuestions:
+    """A task config's questions and few-shot pool. `limit` keeps a seeded, label-stratified random sample
+    (`sample_questions`), the same for every method; a question never serves as its own few-shot example."""
     path = _resolve(task["path"], data_root)
     questions, report = load_benchmark(task["kind"], path, task["split"] or None, **dict(task["options"]))
     if report.errors:
         logging.warning("%s: %s", path, report.errors)
     if not questions:
         raise ValueError(f"task {task['kind']} at {path} has no questions (skipped: {report.skipped})")
-    if task["limit"]:
-        questions = questions[:task["limit"]]
+    total = len(questions)
+    questions = sample_questions(questions, task["limit"], seed)
     pool: list[MCQuestion] = []
     if task["shots"]:
         fewshot_path = _resolve(task["fewshot_path"] or task["path"], data_root)
         pool, _ = load_benchmark(task["kind"], fewshot_path, task["fewshot_split"] or task["split"] or None,
                                  **dict(task["options"]))
-    return questions, pool
+    return TaskQuestions(questions, pool, total)
 
 
 def _resolve(path: str, root: str) -> str:
@@ -239,17 +256,20 @@ def evaluate(cfg: Mapping[str, Any], model: EvalModel, workdir: str, data_root: 
     for _, method in plan:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r} in a task's methods; known: {', '.join(METHODS)}")
-    loaded: dict[str, tuple] = {}
+    loaded: dict[str, TaskQuestions] = {}
     for name, method in tqdm(plan, desc="evaluate", unit="task", disable=not progress):
         path = os.path.join(done_dir, f"{name}.{method}.json")
         if os.path.exists(path):
             continue
         task = cfg["tasks"][name]
         if name not in loaded:
-            loaded[name] = load_task_questions(task, data_root)
-        questions, pool = loaded[name]
-        predictions = run_method(method, model, task, cfg, questions, pool)
-        record = dict(task=name, method=method, result=summarize(method, predictions), predictions=predictions)
+            loaded[name] = load_task_questions(task, data_root, cfg["seed"])
+        data = loaded[name]
+        predictions = run_method(method, model, task, cfg, data.questions, data.pool)
+        result = summarize(method, predictions)
+        if data.subset:
+            result["subset"] = dict(of=data.total, seed=cfg["seed"], ids=[q.id for q in data.questions])
+        record = dict(task=name, method=method, result=result, predictions=predictions)
         _write_json_atomic(path, record)
     return write_reports(cfg, workdir, plan)
 
@@ -271,7 +291,8 @@ def write_reports(cfg: Mapping[str, Any], workdir: str, plan: Sequence[tuple[str
 
 
 def results_table(cfg: Mapping[str, Any], results: Mapping[str, Mapping[str, dict]]) -> str:
-    """Task x method accuracy (%) with standard errors, and the paper's number for comparison."""
+    """Task x method accuracy (%) with standard errors, and the paper's number for comparison; n reads
+    "24 of 500" where `limit` evaluated a subset."""
     methods = [m for m in METHODS if any(m in r for r in results.values())]
     columns = []
     for m in methods:
@@ -294,9 +315,10 @@ def results_table(cfg: Mapping[str, Any], results: Mapping[str, Mapping[str, dic
             if m == "loglik":
                 cells.append(f"{100 * r['accuracy_norm']:.1f} ± {100 * r['stderr_norm']:.1f}")
         n = max(r["n"] for r in by_method.values())
+        of = max(r.get("subset", {}).get("of", 0) for r in by_method.values())
         reference = cfg["tasks"][name]["reference"]
         paper = f"{reference:.1f}" if reference >= 0 else "—"
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + f" | {paper} |\n")
+        lines.append(f"| {name} | {n}{f' of {of}' if of else ''} | " + " | ".join(cells) + f" | {paper} |\n")
     return "".join(lines)
 
 
