@@ -162,12 +162,13 @@ def test_loader_packs_documents_with_eos_segments_and_positions(prepared):
     assert tokenizer.decode(pieces[0][:-1].tolist()).split()[0] in WORDS
 
 
-def test_loader_resumes_exactly_and_shards_by_process(prepared):
-    dataset = token_dataset.TokenDataset(prepared[3])
+def _resumed_batches_match(dataset, consumed: int) -> dict:
+    """Reads `consumed` batches, saves the state through JSON (what a checkpoint stores), resumes a new
+    loader from it and checks the next batches are the ones the first loader goes on to read."""
     it = TokenBatches(dataset, "train", seq_len=32, global_batch_size=4, seed=0, prefetch=2)
-    for _ in range(7):
+    for _ in range(consumed):
         next(it)
-    state = json.loads(json.dumps(it.get_state()))  # what a checkpoint stores
+    state = json.loads(json.dumps(it.get_state()))
     expected = [next(it) for _ in range(5)]
     it.close()
     resumed = TokenBatches(dataset, "train", seq_len=32, global_batch_size=4, seed=0, prefetch=2)
@@ -177,6 +178,20 @@ def test_loader_resumes_exactly_and_shards_by_process(prepared):
         for key in want:
             np.testing.assert_array_equal(got[key], want[key])
     resumed.close()
+    return state, expected
+
+
+def test_loader_resumes_after_the_first_batch(prepared):
+    # After one batch every row's packing remainder is empty, grain's tuple sentinel (-1, -1), which
+    # JSON turns into a list: resuming from step 1 once read different data from step 2 on.
+    dataset = token_dataset.TokenDataset(prepared[3])
+    state, _ = _resumed_batches_match(dataset, 1)
+    assert any(list(row["remainder_slices"].values()) == [[-1, -1]] for row in state["rows"])
+
+
+def test_loader_resumes_exactly_and_shards_by_process(prepared):
+    dataset = token_dataset.TokenDataset(prepared[3])
+    state, expected = _resumed_batches_match(dataset, 7)
     # The state holds every global row: process 1 of 2 resumes its half of the same batches.
     second_half = TokenBatches(dataset, "train", seq_len=32, global_batch_size=4, seed=0, prefetch=0,
                                process_index=1, process_count=2)

@@ -68,13 +68,27 @@ class TokenBatches:
         if len(rows) != self._global_batch_size:
             raise ValueError(f"the saved data state has {len(rows)} rows but train.batch_size is "
                              f"{self._global_batch_size}; resume with the batch size the run was started with")
-        self._iterator.set_state({"parents": rows[self._rows]})
+        self._iterator.set_state({"parents": [_row_state_from_json(row) for row in rows[self._rows]]})
 
     def close(self) -> None:
         """Stops the prefetch thread (also done at exit, but quietly only if done here)."""
         close = getattr(self._iterator, "close", None)
         if close is not None:
             close()
+
+
+def _row_state_from_json(row: dict) -> dict:
+    """A row's packing state as grain wrote it, from its JSON copy in a checkpoint.
+
+    grain's ConcatThenSplitIterDataset marks "no remainder" with the tuple (-1, -1) and tests it with ==;
+    JSON turns it into the list [-1, -1], which grain then read as a real slice and dropped a window's
+    worth of tokens. Every row's remainder is empty after the first batch (and whenever a window ends on a
+    document boundary), so a run resumed from step 1 read different data from step 2 on.
+    """
+    slices = row.get("remainder_slices")
+    if not isinstance(slices, dict):
+        return row
+    return dict(row, remainder_slices={key: tuple(value) for key, value in slices.items()})
 
 
 def _allgather_json(value) -> list:
