@@ -91,6 +91,8 @@ def _paper(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     for section in [*cfg.mcq.values(), *cfg.seqcls.values()]:
         _mesh(section, fsdp=64)
         section.train.update(dict(batch_size=64, eval_batch_size=64))
+        section.model = "biomedlm_2p7b"   # the shape of init_checkpoint: what `--plan`'s compile check uses
+        section.distributed.mode = "on"   # one process per host of the slice, as pretraining
     _mesh(cfg.mcq.mmlu_medical_genetics, fsdp=4, tensor=16)
     cfg.mcq.mmlu_medical_genetics.train.update(dict(batch_size=4, eval_batch_size=4))
     return cfg

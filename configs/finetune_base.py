@@ -15,6 +15,7 @@ from __future__ import annotations
 import ml_collections
 
 from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, WORLD_DEFAULTS
+from configs import run_sections
 
 
 def task(kind: str, path: str, template: str, train_split: str = "train", dev_split: str = "dev",
@@ -31,7 +32,6 @@ def base_config(synthetic: bool) -> ml_collections.ConfigDict:
     cfg.init_checkpoint = ""
     cfg.model = "tiny"                 # random init only: a configs/models.py preset
     cfg.tokenizer = ""                 # default: INIT_CHECKPOINT/tokenizer.json
-    cfg.eos_token = "<|endoftext|>"
     cfg.remat = ""                     # override the checkpoint's remat policy (e.g. full for 7B)
     cfg.method = "full"
     cfg.lora = ml_collections.ConfigDict(dict(rank=8, alpha=16.0, dropout=0.0, targets="attention_mlp"))
@@ -41,14 +41,20 @@ def base_config(synthetic: bool) -> ml_collections.ConfigDict:
     # pass --config.data_root=DATA_DIR/biomed_work/synthetic/manual/synthetic_world.
     if synthetic:
         cfg.world = ml_collections.ConfigDict(dict(WORLD_DEFAULTS, **QUICKSTART_WORLD))
-    cfg.max_len = 128 if synthetic else 512
-    cfg.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+    cfg.max_len = 128 if synthetic else 512    # tokens per example; at most the model's context
+    cfg.mesh = run_sections.mesh()
     cfg.train = ml_collections.ConfigDict(dict(
-        epochs=4 if synthetic else 3, batch_size=16 if synthetic else 32, eval_batch_size=32,
-        seed=0, log_every=20))
+        epochs=4 if synthetic else 3,
+        batch_size=16 if synthetic else 32,   # global, in examples: the effective batch of each update
+        microbatches=1,                       # gradient accumulation: batch_size is split into this many
+        eval_batch_size=32,
+        eval_every=0,                         # also evaluate every n steps (0: at epoch ends only)
+        seed=0, log_every=20 if synthetic else 10))
     cfg.optim = ml_collections.ConfigDict(dict(
         learning_rate=3e-4 if synthetic else 2e-5, warmup_steps=20 if synthetic else 100, schedule="linear",
         final_lr_fraction=0.0, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8, max_grad_norm=1.0,
         decay_embeddings=True))
-    cfg.logging = ml_collections.ConfigDict(dict(tensorboard=False))
+    cfg.checkpoint = run_sections.checkpoint(every_steps=50 if synthetic else 500)
+    cfg.logging = run_sections.logging(tensorboard=False)
+    cfg.distributed = run_sections.distributed()
     return cfg

@@ -28,6 +28,7 @@ def get_config(preset: str = "synthetic"):
         raise ValueError(f"unknown preset {preset!r} for configs/finetune_mcq.py; choose one of {list(PRESETS)}")
     cfg = base_config(synthetic=preset == "synthetic")
     cfg.preset = preset
+    cfg.kind = "mcq"                    # the task: experiments.finetune_mcq runs it
     # BioMedLM's head for real benchmarks; on the synthetic world the mini model's facts are in its
     # next-token predictions, not linearly in its last hidden state, so the LM-head scorer (README).
     cfg.head = "option_loglik" if preset == "synthetic" else "last_token"

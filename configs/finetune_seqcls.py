@@ -22,6 +22,7 @@ def get_config(preset: str = "synthetic"):
         raise ValueError(f"unknown preset {preset!r} for configs/finetune_seqcls.py; choose one of {list(PRESETS)}")
     cfg = base_config(synthetic=preset == "synthetic")
     cfg.preset = preset
+    cfg.kind = "seqcls"                    # the task: experiments.finetune_seqcls runs it
     pubmedqa = task("pubmedqa", "pubmedqa", CONTEXT_TEMPLATE, dev_split="", dev_fraction=0.1,
                     classes=("yes", "no", "maybe"))
     cfg.task = {

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from biomed_jax.adapt.data import MCQ_INSTRUCTION
+from biomed_jax.tasks.sft import MCQ_INSTRUCTION
 from configs.finetune_base import base_config, task
 
 PRESETS = ("synthetic", "medalpaca", "meditron")
@@ -28,13 +28,14 @@ def get_config(preset: str = "synthetic"):
         raise ValueError(f"unknown preset {preset!r} for configs/finetune_sft.py; choose one of {list(PRESETS)}")
     cfg = base_config(synthetic=preset == "synthetic")
     cfg.preset = preset
+    cfg.kind = "sft"                    # the task: experiments.finetune_sft runs it
     cfg.task = task("medqa", "medqa", template="")   # the questions evaluated (and, if benchmark_train, trained)
     cfg.sft = ml_collections.ConfigDict(dict(
         instructions={"synthetic": "medalpaca/medical_meadow_world.json",
                       "medalpaca": "medalpaca/medical_meadow_small.json", "meditron": ""}[preset],
         limit=0,                                   # first n records of each instruction file (0 = all)
         benchmark_train=preset != "medalpaca",     # add the task's train questions as instructions
-        style="meditron" if preset == "meditron" else "medalpaca",   # biomed_jax.adapt.data.SFT_TEMPLATES
+        style="meditron" if preset == "meditron" else "medalpaca",   # biomed_jax.tasks.sft.SFT_TEMPLATES
         instruction=MCQ_INSTRUCTION,
         input_template="{question}\n{options}",      # a benchmark question as an instruction's input
         answer_template="{answer_letter}: {answer_text}",
@@ -51,4 +52,7 @@ def get_config(preset: str = "synthetic"):
         cfg.train.batch_size = 16
     if preset == "medalpaca":
         cfg.task.train_split = "dev"              # unused for training (benchmark_train=False)
+        # MedAlpaca's effective batch of 256 through gradient accumulation: 8 microbatches of 32 sequences
+        # (4 per GPU on 8 GPUs, as the medAlpaca repository's README runs it).
+        cfg.train.update(dict(batch_size=256, microbatches=8))
     return cfg

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from biomed_jax.run_dir import DEFAULT_MESH
+
 _PRESETS = {
     "greedy": dict(temperature=0.0, top_k=0, top_p=1.0),
     "sample": dict(temperature=0.7, top_k=0, top_p=0.9),
@@ -24,7 +26,7 @@ def get_config(preset: str = "greedy") -> ml_collections.ConfigDict:
     cfg.step = -1          # checkpoint step to load; -1 = latest
     cfg.dtype = ""         # compute dtype override (float32 | bfloat16 | float16 | auto); "" = the checkpoint's
     # Device mesh; -1 fills with the remaining devices. Batches split over data/fsdp, heads over tensor.
-    cfg.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+    cfg.mesh = ml_collections.ConfigDict(dict(DEFAULT_MESH))
     cfg.sampling = ml_collections.ConfigDict(dict(
         max_new_tokens=64,
         temperature=_PRESETS[preset]["temperature"],  # 0 = greedy

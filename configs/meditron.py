@@ -78,6 +78,7 @@ def _paper(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     cfg.sft = finetune_sft.get_config("meditron")
     cfg.sft.mesh.update(dict(data=1, fsdp=8, tensor=1))
     cfg.sft.remat = "full"   # a full 7B fine-tune: keep only layer inputs for the backward pass
+    cfg.sft.model = "llama2_7b"   # the shape of init_checkpoint: what `--plan`'s compile check uses
     # The paper fine-tunes on each benchmark's train set; this runs MedQA's. Its SFT hyperparameters are not
     # reproduced: the preset's (lr 2e-5, 3 epochs, batch 32, max_len 512) are our choice.
 

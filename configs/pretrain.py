@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs import run_sections
 from configs.models import model_preset
 
 # Per-preset training shape: (global batch in sequences, seq_len, microbatches, peak lr, warmup).
@@ -34,8 +35,7 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
     cfg.seed = 0
     cfg.model = model_preset(preset)
 
-    # Device mesh; -1 fills with the remaining devices. FSDP by default: it scales to any model.
-    cfg.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+    cfg.mesh = run_sections.mesh()
 
     cfg.train = ml_collections.ConfigDict(dict(
         steps=200 if tiny else 100_000,
@@ -76,20 +76,7 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
         mean_doc_len=64,            # synthetic: documents packed per row (segment ids); 0 = one per row
     ))
 
-    cfg.checkpoint = ml_collections.ConfigDict(dict(
-        every_steps=50 if tiny else 1000,
-        keep=3,
-        async_save=True,
-    ))
-    cfg.logging = ml_collections.ConfigDict(dict(tensorboard=True, progress_bar="auto"))  # auto|on|off
-
-    # Several processes (hosts) in one run: biomed_jax/distributed.py. 'auto' connects them when the
-    # environment names a coordinator (experiments.launch_local, SLURM, Open MPI); 'on' on TPU pod slices.
-    cfg.distributed = ml_collections.ConfigDict(dict(
-        mode="auto",                # auto | on | off
-        coordinator_address="",     # host:port of process 0; empty = JAX_COORDINATOR_ADDRESS or detected
-        num_processes=0,            # 0 = JAX_NUM_PROCESSES or detected
-        process_id=-1,              # -1 = JAX_PROCESS_ID or detected
-        initialization_timeout=300,  # seconds to wait for every process to connect
-    ))
+    cfg.checkpoint = run_sections.checkpoint(every_steps=50 if tiny else 1000)
+    cfg.logging = run_sections.logging()
+    cfg.distributed = run_sections.distributed()
     return cfg

@@ -5,13 +5,12 @@ computed from abstract shapes (no allocation). Prints a markdown table (GiB) and
         [--lora_rank=8 --lora_targets=attention_mlp] [--json=OUT.json]
 """
 
-import json
-
 from absl import app, flags
 
 from biomed_jax.adapt.lora import METHODS, LoraSettings
 from biomed_jax.adapt.memory import memory_report
 from biomed_jax.models.config import ModelConfig
+from biomed_jax.run_dir import write_json
 from configs.models import model_preset
 
 _PRESETS = flags.DEFINE_list("presets", ["biomedlm_2p7b", "llama2_7b"], "configs/models.py presets.")
@@ -41,8 +40,7 @@ def main(argv):
                   f"{r['frozen_bytes'] / GIB:.2f} | {r['trainable_bytes'] / GIB:.2f} | "
                   f"{r['optimizer_bytes'] / GIB:.2f} | {r['total_bytes'] / GIB:.2f} |")
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(rows, f, indent=2)
+        write_json(_JSON.value, rows)
 
 
 if __name__ == "__main__":

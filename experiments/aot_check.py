@@ -3,9 +3,13 @@
     python -m experiments.aot_check --config=configs/pretrain.py:biomedlm_2p7b \
         [--devices=8] [--accelerator=tpu_v4 | --hbm_gib=24] [--json=OUT.json] \
         [--config.mesh.fsdp=8 --config.train.batch_size=256 --config.train.microbatches=4 ...]
+    python -m experiments.aot_check --config=configs/finetune_sft.py:medalpaca --config.method=nf4_lora \
+        --config.model=llama2_70b --devices=1 --accelerator=h100
 
-Lowers and compiles the pretraining train step (built as experiments.pretrain builds it: same mesh,
-sharding rules, optimizer, microbatching, donation) from abstract shapes on a mesh of `--devices`
+Lowers and compiles the train step of a pretraining or fine-tuning config (built as experiments.pretrain
+and experiments.finetune_* build it: same mesh, sharding rules, optimizer, microbatching, donation; for
+fine-tuning the model preset `--config.model` stands in for init_checkpoint, only its shape mattering,
+and a batch of zeros for the data) from abstract shapes on a mesh of `--devices`
 simulated CPU devices; nothing is allocated, so a 7B model compiles on a laptop. Prints the
 per-device bytes from `compiled.memory_analysis()` (arguments, outputs, donated/aliased, temporaries,
 peak = arguments + outputs - aliased + temporaries), whether the peak fits the target accelerator's
@@ -20,6 +24,10 @@ float32 (its temporaries come out about the same as with model.dtype=float32, wh
 bfloat16 activations), and a GPU run uses cuDNN flash attention where the CPU compiles XLA attention,
 which holds the full seq x seq scores. model.dtype 'auto' is compiled as bfloat16, as it runs on an
 accelerator. Leave a margin: a 'tight' verdict (<10% free) deserves a real run before relying on it.
+A third difference makes unscanned models' figures (LoRA fine-tuning: qwix adapts each real block, so
+the layers are not scanned) an upper bound well above an accelerator's: XLA:CPU keeps every unrolled
+layer's temporaries, so remat does not lower its figure (a chain of dense layers measures the same with
+and without jax.checkpoint), while scanned layers reuse one layer's buffers.
 
 --devices must be known before JAX starts, so it is read from the command line ahead of the other
 flags and set as XLA_FLAGS=--xla_force_host_platform_device_count=N with JAX_PLATFORMS=cpu.
@@ -72,6 +80,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from biomed_jax.logs import quiet_library_logs  # noqa: E402
+from biomed_jax.run_dir import write_json  # noqa: E402
 from biomed_jax.train.aot import ACCELERATOR_HBM_GIB, GIB, compile_train_step, fit_verdict  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -91,15 +100,19 @@ def _gib(n: int) -> str:
 def print_report(r: dict) -> None:
     mesh = " ".join(f"{k}={v}" for k, v in r["mesh_shape"].items())
     where = "simulated cpu" if r["backend"] == "cpu" else r["backend"]
-    print(f"aot_check: {r['preset']} train step on {r['n_devices']} {where} devices, mesh {mesh}")
+    print(f"aot_check: {r['preset']} {r['step']} train step on {r['n_devices']} {where} devices, mesh {mesh}")
     print(f"  model   {r['n_params']:,} params ({r['param_dtype']}), compute {r['compute_dtype']}, "
           f"remat {r['remat']}, attention {r['attention']}")
+    if "trainable_params" in r:
+        print(f"  train   {r['trainable_params']:,} of {r['total_params']:,} params; frozen base "
+              f"{r['frozen_bytes_per_device'] / GIB:.2f} GiB per device")
     print(f"  batch   {r['global_batch']} x {r['seq_len']} tokens in {r['microbatches']} microbatch(es): "
           f"{r['per_device_microbatch']} sequence(s) per device per microbatch")
     print(f"  compile {r['compile_seconds']:.1f} s (lowering {r['lower_seconds']:.1f} s)")
     print("  per device                GiB")
+    frozen = " + frozen base" if "frozen_bytes_per_device" in r else ""
     print(f"    arguments          {_gib(r['argument_bytes'])}   state {r['state_bytes_per_device'] / GIB:.2f} "
-          "(params + optimizer) + batch shard")
+          f"(trained params + optimizer){frozen} + batch shard")
     print(f"    outputs            {_gib(r['output_bytes'])}")
     print(f"    aliased (donated)  {_gib(r['alias_bytes'])}   outputs written into the donated state")
     print(f"    temporaries        {_gib(r['temp_bytes'])}   activations, gradients, collectives")
@@ -124,8 +137,7 @@ def main(argv):
     print_report(report)
     print(json.dumps(report, sort_keys=True))
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(report, f, indent=2, sort_keys=True)
+        write_json(_JSON.value, report, sort_keys=True)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ def write_random_llama(folder: str) -> tuple[int, int]:
     import ml_dtypes
     import numpy as np
     from safetensors.numpy import save_file
+    from tokenizers import Tokenizer, models
 
     dtype = ml_dtypes.bfloat16 if _DISK_DTYPE.value == "bfloat16" else np.float32
     d, f, v, h = _D_MODEL.value, _D_FF.value, _VOCAB.value, _D_MODEL.value // _N_HEADS.value
@@ -104,6 +105,9 @@ def write_random_llama(folder: str) -> tuple[int, int]:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, fh)
     with open(os.path.join(folder, "config.json"), "w") as fh:
         json.dump(_hf_config(), fh)
+    # A stand-in tokenizer: hf_to_jax copies the tokenizer.json every run directory carries.
+    Tokenizer(models.WordLevel({"<unk>": 0, "<s>": 1, "</s>": 2}, unk_token="<unk>")).save(
+        os.path.join(folder, "tokenizer.json"))
     disk = sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder))
     return n_params, disk
 
@@ -117,9 +121,10 @@ def child(mode: str, src: str, workdir: str, scan_layers: bool, param_dtype: str
     from biomed_jax.convert.hf_checkpoint import SafetensorsFolder, hf_to_jax, read_hf_params
     from biomed_jax.convert.hf_config import family_of, model_config_from_hf
     from biomed_jax.logs import quiet_library_logs
+    from biomed_jax.run_dir import DEFAULT_MESH
 
     quiet_library_logs()
-    mesh = shd.make_mesh(dict(data=1, fsdp=-1, tensor=1))
+    mesh = shd.make_mesh(DEFAULT_MESH)
     jax.block_until_ready(jax.device_put(np.zeros(1), shd.replicated(mesh)))  # initialise the backend
     baseline = _rss_bytes()
     start = time.perf_counter()

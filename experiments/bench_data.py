@@ -11,7 +11,6 @@ on this machine (the loader must be at least 10x faster than training).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -20,17 +19,14 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from biomed_jax import optim
 from biomed_jax import sharding as shd
 from biomed_jax.data import token_dataset
 from biomed_jax.data.corpus import clean_corpus, resolve_manual_dir
 from biomed_jax.data.loader import TokenBatches
 from biomed_jax.data.tokenizer import build_or_load
 from biomed_jax.logs import quiet_library_logs
-from biomed_jax.models.config import ModelConfig
-from biomed_jax.models.decoder import graphdef_and_abstract_params
-from biomed_jax.train.state import create_train_state, state_shardings
-from biomed_jax.train.steps import make_train_step
+from biomed_jax.run_dir import write_json
+from biomed_jax.tasks import pretraining
 from configs.pretrain import get_config as pretrain_config
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/data.py:synthetic", "Data config and preset.")
@@ -85,32 +81,27 @@ def main(argv):
     loader.close()
     loader_rate = _LOADER_BATCHES.value / seconds
 
-    model_cfg = ModelConfig.from_dict(dict(train_cfg.model, vocab_size=dataset.vocab_size))
-    mesh = shd.make_mesh(dict(data=1, fsdp=-1, tensor=1), jax.devices()[:1])
-    rules = shd.rules_dict()
-    tx, schedule = optim.from_config(train_cfg.optim, 100)
-    shardings = state_shardings(model_cfg, tx, mesh, rules)
-    state = create_train_state(model_cfg, tx, jax.random.key(0), shardings)
-    graphdef, _ = graphdef_and_abstract_params(model_cfg)
-    step = make_train_step(graphdef, tx, schedule, mesh, rules, shardings, 1)
+    train_cfg.model.vocab_size = dataset.vocab_size
+    trainer = pretraining.build_trainer(train_cfg, workdir="", devices=jax.devices()[:1])
+    state = trainer.initial_state()
     loader = TokenBatches(dataset, "train", seq_len=seq, global_batch_size=batch, seed=0, prefetch=0)
-    batches = [shd.global_batch_from_local(next(loader), mesh) for _ in range(21)]
+    batches = [shd.global_batch_from_local(next(loader), trainer.mesh) for _ in range(21)]
     loader.close()
-    state, metrics = step(state, batches[0])
+    state, metrics = trainer.train_step(state, {}, batches[0])
     jax.block_until_ready(metrics)
 
     def train():
         nonlocal state
         for b in batches[1:]:
-            state, m = step(state, b)
+            state, m = trainer.train_step(state, {}, b)
         jax.block_until_ready(m)
 
     _, seconds = _timed(train)
     train_rate = 20 / seconds
     print(f"loader (batch {batch} x {seq}): {loader_rate:.0f} batches/s; tiny train step: {train_rate:.1f} steps/s; "
           f"loader / training = {loader_rate / train_rate:.1f}x")
-    with open(os.path.join(root, "bench_data.json"), "w") as f:
-        json.dump({"stages": rows, "loader_batches_per_s": loader_rate, "train_steps_per_s": train_rate}, f)
+    write_json(os.path.join(root, "bench_data.json"),
+               {"stages": rows, "loader_batches_per_s": loader_rate, "train_steps_per_s": train_rate})
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ def main(argv):
     from biomed_jax.inference.sampling import SamplingConfig
     from biomed_jax.logs import quiet_library_logs
     from biomed_jax.models.config import ModelConfig
+    from biomed_jax.run_dir import DEFAULT_MESH
     from configs.models import model_preset
 
     quiet_library_logs()
@@ -73,7 +74,7 @@ def main(argv):
     tmp = tempfile.mkdtemp(prefix="bench_generate_")
     try:
         hf_model.save_pretrained(tmp, safe_serialization=True)
-        mesh = shd.make_mesh(dict(data=1, fsdp=-1, tensor=1))
+        mesh = shd.make_mesh(DEFAULT_MESH)
         params = read_hf_params(SafetensorsFolder(tmp), family, cfg, mesh)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,7 @@
         [--config.model.remat=full --config.model.scan_layers=False --config.model.attention=cudnn ...] \
         [--compare=torch] [--steps=10] [--json=OUT.json] [--profile_dir=DIR] [--matmul_floor]
 
-biomed_jax's side is the pretraining step itself (biomed_jax/train/setup.py: the config's mesh,
+biomed_jax's side is the pretraining step itself (biomed_jax/tasks/pretraining.py build_trainer: the config's mesh,
 sharding, Decoupled AdamW with clipping, microbatching, donation) on a fixed random batch. The torch
 side (--compare=torch) is a transformers model of the same shape (GPT2LMHeadModel / LlamaForCausalLM
 from the same ModelConfig) doing the same work per step: forward, token cross-entropy, backward,
@@ -70,16 +70,15 @@ class JaxStep:
         import jax
 
         from biomed_jax import sharding as shd
-        from biomed_jax.train.setup import train_setup
-        from biomed_jax.train.state import create_train_state
+        from biomed_jax.tasks import pretraining
 
-        self.setup = train_setup(cfg)
-        self.state = create_train_state(self.setup.model_cfg, self.setup.tx, jax.random.key(cfg.seed),
-                                        self.setup.shardings)
+        self.setup = pretraining.setup(cfg)
+        self.trainer = pretraining.build_trainer(cfg, workdir="")
+        self.state = self.trainer.initial_state()
         self.batch = {k: jax.device_put(v, shd.batch_sharding(self.setup.mesh)) for k, v in batch.items()}
 
     def __call__(self) -> float:
-        self.state, metrics = self.setup.train_step(self.state, self.batch)
+        self.state, metrics = self.trainer.train_step(self.state, {}, self.batch)
         return float(metrics["loss"])  # blocks until the step is done
 
 

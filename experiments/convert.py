@@ -4,8 +4,9 @@
     python -m experiments.convert --direction=jax_to_hf --workdir=DIR --dst=HF_OUT [--step=N]
 
 hf_to_jax reads GPT2LMHeadModel or LlamaForCausalLM folders (config.json + *.safetensors, sharded
-index files too) and writes DIR/checkpoints/0 plus the tokenizer files; jax_to_hf writes a folder
-that transformers.AutoModelForCausalLM.from_pretrained loads.
+index files too, and the tokenizer.json every run directory carries) and writes the run directory DIR:
+DIR/checkpoints/0 plus the tokenizer files. jax_to_hf writes a folder that
+transformers.AutoModelForCausalLM.from_pretrained loads. Both go through biomed_jax.run_dir.
 """
 
 from absl import app, flags
@@ -24,16 +25,21 @@ _SCAN = flags.DEFINE_bool("scan_layers", True, "hf_to_jax: store layers stacked 
 def main(argv):
     del argv
     quiet_library_logs()
-    if _DIRECTION.value == "hf_to_jax":
-        if not _SRC.value:
-            raise app.UsageError("--src is required for --direction=hf_to_jax")
-        cfg = hf_to_jax(_SRC.value, _WORKDIR.value, scan_layers=_SCAN.value)
-        print(f"wrote {_WORKDIR.value}/checkpoints/0: {cfg.n_layers} layers, d_model {cfg.d_model}, "
-              f"vocab {cfg.vocab_size}")
-    else:
-        if not _DST.value:
-            raise app.UsageError("--dst is required for --direction=jax_to_hf")
-        print(f"wrote {jax_to_hf(_WORKDIR.value, _DST.value, _STEP.value)}")
+    if _DIRECTION.value == "hf_to_jax" and not _SRC.value:
+        raise app.UsageError("--src is required for --direction=hf_to_jax")
+    if _DIRECTION.value == "jax_to_hf" and not _DST.value:
+        raise app.UsageError("--dst is required for --direction=jax_to_hf")
+    # A missing file, a used --workdir or weights that do not fit their config are the user's to fix:
+    # one line, no traceback.
+    try:
+        if _DIRECTION.value == "hf_to_jax":
+            cfg = hf_to_jax(_SRC.value, _WORKDIR.value, scan_layers=_SCAN.value)
+            print(f"wrote {_WORKDIR.value}/checkpoints/0: {cfg.n_layers} layers, d_model {cfg.d_model}, "
+                  f"vocab {cfg.vocab_size}")
+        else:
+            print(f"wrote {jax_to_hf(_WORKDIR.value, _DST.value, _STEP.value)}")
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        raise SystemExit(f"convert: {e}") from None
 
 
 if __name__ == "__main__":

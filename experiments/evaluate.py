@@ -18,25 +18,12 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from biomed_jax.logs import quiet_library_logs
+from biomed_jax.run_dir import ensure_same_settings, require_run
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Suite, e.g. configs/eval.py:quick", lock_config=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run directory holding checkpoints/ and tokenizer.json.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results go.")
 _TOKENIZER = flags.DEFINE_string("tokenizer", "", "tokenizer.json to use instead of the run directory's.")
-
-
-def _check_same_config(cfg, workdir: str) -> None:
-    path = os.path.join(workdir, "config.json")
-    current = json.loads(cfg.to_json())
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        if saved != current:
-            raise FileExistsError(f"{workdir} holds results of a different evaluation config; use a new --workdir")
-        return
-    os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(current, f, indent=2)
 
 
 def main(argv):
@@ -45,18 +32,26 @@ def main(argv):
     from biomed_jax.evaluation.harness import evaluate, load_eval_model
 
     cfg, workdir = _CONFIG.value, _WORKDIR.value
-    _check_same_config(cfg, workdir)
-    data_root = cfg.data_root
-    if not data_root:
-        if cfg.suite != "quick":
-            raise ValueError(f"suite {cfg.suite!r} reads the released benchmark files: pass "
-                             "--config.data_root=FOLDER (holding medqa/, medmcqa/, pubmedqa/, mmlu/, bioasq/, usmle/)")
-        from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, generate_world
+    # A wrong path, a missing tokenizer or a workdir holding another config's results is the user's to
+    # fix: one line, no traceback.
+    try:
+        require_run(_CHECKPOINT.value)  # before anything is written
+        # Finished (task, method) results are kept and skipped on a rerun: another config's must not mix in.
+        ensure_same_settings(os.path.join(workdir, "config.json"), json.loads(cfg.to_json()), "evaluation results",
+                             hint="use a new --workdir")
+        data_root = cfg.data_root
+        if not data_root:
+            if cfg.suite != "quick":
+                raise ValueError(f"suite {cfg.suite!r} reads the released benchmark files: pass --config.data_root="
+                                 "FOLDER (holding medqa/, medmcqa/, pubmedqa/, mmlu/, bioasq/, usmle/)")
+            from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, generate_world
 
-        data_root = os.path.join(workdir, "world")
-        generate_world(data_root, dict(QUICKSTART_WORLD))
-    model = load_eval_model(_CHECKPOINT.value, batch_size=cfg.batch_size, max_len=cfg.max_len,
-                            tokenizer_path=_TOKENIZER.value)
+            data_root = os.path.join(workdir, "world")
+            generate_world(data_root, dict(QUICKSTART_WORLD))
+        model = load_eval_model(_CHECKPOINT.value, batch_size=cfg.batch_size, max_len=cfg.max_len,
+                                tokenizer_path=_TOKENIZER.value)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"evaluate: {e}") from None
     evaluate(cfg, model, workdir, data_root)
     with open(os.path.join(workdir, "results.md")) as f:
         print(f.read())

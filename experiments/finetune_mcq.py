@@ -1,4 +1,4 @@
-"""Fine-tunes a biomed_jax checkpoint: see configs/finetune_mcq.py for presets and biomed_jax/adapt/finetune.py
+"""Fine-tunes a biomed_jax checkpoint: see configs/finetune_mcq.py for presets and biomed_jax/tasks/finetuning.py
 for what the run writes.
 
     python -m experiments.finetune_mcq --config=configs/finetune_mcq.py:synthetic --workdir=DIR \

@@ -18,8 +18,7 @@ import time
 from absl import app, flags
 from ml_collections import config_flags
 
-from biomed_jax.inference.text import (PAD_TOKENS, completion_text, eos_id, find_tokenizer, load_tokenizer,
-                                       special_id, stop_string_ids)
+from biomed_jax.inference.text import completion_text, pad_id, stop_string_ids
 from biomed_jax.logs import quiet_library_logs
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "generate.py")
@@ -38,37 +37,34 @@ def main(argv):
     run_dir = _CHECKPOINT.value
     if not _PROMPT.value and not _INTERACTIVE.value:
         raise app.UsageError("give at least one --prompt, or --interactive to read prompts from stdin")
-    checkpoint_dir = os.path.join(run_dir, "checkpoints")
-    if not os.path.isdir(checkpoint_dir):
-        raise FileNotFoundError(f"{checkpoint_dir} does not exist: --checkpoint must be a run directory holding "
-                                "checkpoints/ (as experiments.convert or experiments.pretrain write)")
-    tokenizer = load_tokenizer(find_tokenizer(run_dir, _TOKENIZER.value))  # fail before JAX and the weights load
 
     from biomed_jax import sharding as shd
     from biomed_jax.inference.generate import Generator
     from biomed_jax.inference.sampling import SamplingConfig
-    from biomed_jax.train.checkpoint import load_params
+    from biomed_jax.run_dir import load_run
 
+    try:  # a wrong path, a missing tokenizer or a bad mesh is the user's to fix: one line, no traceback
+        mesh = shd.make_mesh(dict(cfg.mesh))
+        run = load_run(run_dir, step=None if cfg.step < 0 else cfg.step, mesh=mesh, tokenizer=_TOKENIZER.value)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"generate: {e}") from None
+    tokenizer = run.tokenizer
     s = cfg.sampling
     stop_strings = tuple(s.stop_strings)
     stop_tokens = list(s.stop_tokens) + stop_string_ids(tokenizer, stop_strings)
-    eos = eos_id(tokenizer)
-    if s.stop_at_eos and eos is not None:
-        stop_tokens.append(eos)
-    pad_id = s.pad_id
-    if pad_id < 0:
-        pad_id = next((t for t in (special_id(tokenizer, PAD_TOKENS), eos) if t is not None), 0)
+    if s.stop_at_eos and run.eos_id is not None:
+        stop_tokens.append(run.eos_id)
+    pad = s.pad_id
+    if pad < 0:
+        pad = next((t for t in (pad_id(tokenizer), run.eos_id) if t is not None), 0)
     sampling = SamplingConfig(max_new_tokens=s.max_new_tokens, temperature=float(s.temperature), top_k=s.top_k,
                               top_p=float(s.top_p), stop_tokens=tuple(dict.fromkeys(stop_tokens)), seed=s.seed,
-                              pad_id=pad_id)
+                              pad_id=pad)
 
-    mesh = shd.make_mesh(dict(cfg.mesh))
-    model_cfg, params, step = load_params(checkpoint_dir, None if cfg.step < 0 else cfg.step, mesh)
-    if cfg.dtype:
-        model_cfg = model_cfg.replace(dtype=cfg.dtype)
-    generator = Generator(model_cfg, params, mesh)
-    del params  # the generator keeps its own (per-layer) copy
-    print(f"loaded {checkpoint_dir} step {step}: {model_cfg.n_layers} layers, d_model {model_cfg.d_model}, "
+    model_cfg = run.model_cfg.replace(dtype=cfg.dtype) if cfg.dtype else run.model_cfg
+    generator = Generator(model_cfg, run.params, mesh)
+    run.params = None  # the generator keeps its own (per-layer) copy
+    print(f"loaded {run_dir} step {run.step}: {model_cfg.n_layers} layers, d_model {model_cfg.d_model}, "
           f"vocab {model_cfg.vocab_size}; stop tokens {list(sampling.stop_tokens)}", file=sys.stderr)
 
     counter = [0]

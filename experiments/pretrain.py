@@ -13,9 +13,8 @@ add --config.distributed.mode=on; on one machine, experiments.launch_local start
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from biomed_jax import distributed
 from biomed_jax.logs import quiet_library_logs
-from biomed_jax.train.loop import pretrain
+from biomed_jax.tasks import pretraining
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and preset, e.g. configs/pretrain.py:tiny",
                                           lock_config=True)
@@ -25,9 +24,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: config, metrics,
 def main(argv):
     del argv
     quiet_library_logs()
-    distributed.initialize(_CONFIG.value.distributed)
-    summary = pretrain(_CONFIG.value, _WORKDIR.value)
-    print(f"step {summary.step}; last loss {summary.last_loss}; validation loss {summary.val_loss}")
+    summary = pretraining.run(_CONFIG.value, _WORKDIR.value)
+    val_loss = summary.evaluations[-1].get("val_loss") if summary.evaluations else None
+    print(f"step {summary.step}; last loss {summary.last_loss}; validation loss {val_loss}")
     workdir = _WORKDIR.value
     print(f"metrics: {workdir}/metrics.jsonl  tensorboard: {workdir}/tensorboard  "
           f"checkpoints: {workdir}/checkpoints")

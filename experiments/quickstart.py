@@ -16,6 +16,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from biomed_jax.logs import quiet_library_logs
+from biomed_jax.run_dir import read_json, write_json
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/quickstart.py", "The quickstart config.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "Where every stage writes.")
@@ -29,7 +30,7 @@ def _stage(name: str):
 def _zero_shot(run_dir: str, world: str, out_path: str) -> dict:
     """Loglik accuracy of the pretrained model on the world's MedQA dev and test, before fine-tuning."""
     if os.path.exists(out_path):
-        return json.load(open(out_path))
+        return read_json(out_path, "zero-shot results")
     from biomed_jax.data.benchmarks import load_medqa, render
     from biomed_jax.evaluation.harness import load_eval_model, run_loglik
 
@@ -39,8 +40,7 @@ def _zero_shot(run_dir: str, world: str, out_path: str) -> dict:
         questions, _ = load_medqa(os.path.join(world, "medqa"), split)
         predictions = run_loglik(model, questions, [render("Question: {question}\nAnswer:", q) for q in questions])
         result[f"{split}_accuracy"] = sum(p["prediction"] == p["gold"] for p in predictions) / len(predictions)
-    with open(out_path, "w") as f:
-        json.dump(result, f)
+    write_json(out_path, result)
     return result
 
 
@@ -60,10 +60,11 @@ def _plot(pretrain_dir: str, runs: dict, path: str) -> None:
     left.set(title="domain pretraining (mini GPT-2)", xlabel="step", ylabel="loss", yscale="log")
     left.legend()
     for label, results in runs.items():
-        epochs = results["epochs"]
-        right.plot([e["epoch"] for e in epochs], [100 * e["dev_accuracy"] for e in epochs], "o-", label=label)
+        evaluations = results["evaluations"]
+        right.plot([e["epoch"] for e in evaluations], [100 * e["dev_accuracy"] for e in evaluations], "o-",
+                   label=label)
     right.axhline(100 * next(iter(runs.values()))["chance"], color="gray", ls="--", label="chance")
-    right.set_xticks(range(1, max(len(r["epochs"]) for r in runs.values()) + 1))
+    right.set_xticks(range(1, max(round(r["evaluations"][-1]["epoch"]) for r in runs.values()) + 1))
     right.set(title="fine-tuning: MedQA-style dev accuracy", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 100))
     right.legend()
     fig.tight_layout()
@@ -74,9 +75,9 @@ def _plot(pretrain_dir: str, runs: dict, path: str) -> None:
 def main(argv):
     del argv
     quiet_library_logs()
-    from biomed_jax.adapt.finetune import run as finetune
-    from biomed_jax.train.loop import pretrain
     from biomed_jax.data.prepare import prepare
+    from biomed_jax.tasks.finetuning import run as finetune
+    from biomed_jax.tasks.pretraining import run as pretrain
 
     cfg, workdir = _CONFIG.value, os.path.abspath(_WORKDIR.value)
     t0 = time.time()
@@ -89,7 +90,8 @@ def main(argv):
     _stage(f"2/5 domain pretraining: mini GPT-2, {cfg.pretrain.train.steps} steps")
     cfg.pretrain.data.dir = data_dir
     summary = pretrain(cfg.pretrain, pretrain_dir)
-    print(f"step {summary.step}; validation loss {summary.val_loss}")
+    val_loss = summary.evaluations[-1]["val_loss"]
+    print(f"step {summary.step}; validation loss {val_loss}")
 
     _stage("3/5 zero-shot (log-likelihood of each option) on the world's MedQA-style questions")
     zero_shot = _zero_shot(pretrain_dir, world, os.path.join(workdir, "zero_shot.json"))
@@ -130,14 +132,14 @@ def main(argv):
         "",
         *table,
         "",
-        f"Pretraining: {summary.step} steps, validation loss {summary.val_loss:.3f}. Loss curve and dev accuracy "
+        f"Pretraining: {summary.step} steps, validation loss {val_loss:.3f}. Loss curve and dev accuracy "
         f"per epoch: loss.png. Total time {minutes:.1f} min.",
         ""])
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(text)
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump({"rows": [dict(model=n, dev_accuracy=d, test_accuracy=t) for n, d, t in rows],
-                   "pretrain_steps": summary.step, "val_loss": summary.val_loss, "minutes": minutes}, f, indent=2)
+    write_json(os.path.join(workdir, "results.json"),
+               {"rows": [dict(model=n, dev_accuracy=d, test_accuracy=t) for n, d, t in rows],
+                "pretrain_steps": summary.step, "val_loss": val_loss, "minutes": minutes})
     _plot(pretrain_dir, runs, os.path.join(workdir, "loss.png"))
     print("\n" + text)
     print(f"wrote {workdir}/results.md, results.json, loss.png")

@@ -27,6 +27,8 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from biomed_jax.run_dir import ensure_same_settings, read_json, write_json
+
 STAGE_FILE = "stage.json"
 CONVERT_HINT = "python -m experiments.convert --direction=hf_to_jax --src=HF_DIR --workdir=DIR"
 
@@ -114,12 +116,14 @@ class StageInputError(ValueError):
 
 
 def load_summary(stage: Stage, workdir: str) -> dict | None:
-    """The stage's summary if it finished with these settings, else None."""
+    """The stage's summary if it finished with these settings, else None.
+
+    Not run_dir.ensure_same_settings: a stage folder with other settings is not refused but run again
+    (the entry point resumes from its own checkpoints, and refuses for itself what it cannot resume)."""
     path = os.path.join(stage.folder(workdir), STAGE_FILE)
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        saved = json.load(f)
+    saved = read_json(path, "stage record")
     return saved["summary"] if saved["key"] == stage.key() else None
 
 
@@ -138,7 +142,7 @@ def run(cfg: ml_collections.ConfigDict, stages: list[Stage], selected: list[Stag
         t0 = time.time()
         summary = stage.call(copy.deepcopy(stage.section), folder)
         summary["seconds"] = round(time.time() - t0, 1)
-        _write_json(os.path.join(folder, STAGE_FILE), {"key": stage.key(), "summary": summary})
+        write_json(os.path.join(folder, STAGE_FILE), {"key": stage.key(), "summary": summary}, sort_keys=True)
         done[stage.name] = summary
         print(f"-- {stage.name} finished in {summary['seconds']:.0f} s", flush=True)
     return {name: summary for name, summary in done.items() if summary is not None}
@@ -188,13 +192,6 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder + os.sep)
 
 
-def _write_json(path: str, value: Any) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
-
-
 # --- the entry points each stage calls -----------------------------------------------------------------
 
 
@@ -208,21 +205,23 @@ def _prepare(section, folder: str) -> dict:
 
 
 def _pretrain(section, folder: str) -> dict:
-    from biomed_jax.train.loop import pretrain
+    from biomed_jax.tasks.pretraining import run as pretrain
 
     summary = pretrain(section, folder)
     if summary.interrupted_by:  # saved; the stage stays unfinished and resumes when rerun
         raise SystemExit(128 + signal.Signals[summary.interrupted_by].value)
-    val_loss = summary.val_loss if summary.val_loss is not None else _last_metric(folder, "val_loss")
-    return {"step": summary.step, "val_loss": val_loss}
+    val_loss = next((e["val_loss"] for e in reversed(summary.evaluations) if "val_loss" in e), None)
+    return {"step": summary.step, "val_loss": val_loss if val_loss is not None else _last_metric(folder, "val_loss")}
 
 
 def _finetune(kind: str) -> Callable:
     def call(section, folder: str) -> dict:
-        from biomed_jax.adapt.finetune import run as finetune
+        from biomed_jax.tasks.finetuning import run as finetune
 
         results = finetune(section, folder, kind)
-        return {k: v for k, v in results.items() if k not in ("epochs", "data")}
+        if "interrupted_by" in results:  # saved; the stage stays unfinished and resumes when rerun
+            raise SystemExit(128 + signal.Signals[results["interrupted_by"]].value)
+        return {k: v for k, v in results.items() if k not in ("evaluations", "data")}
     return call
 
 
@@ -231,13 +230,9 @@ def _evaluate(checkpoint: str) -> Callable:
         from biomed_jax.evaluation.harness import evaluate, load_eval_model
 
         # The harness keeps each finished (task, method): results of another config must not mix in.
-        saved = os.path.join(folder, "config.json")
-        current = {"config": json.loads(section.to_json(sort_keys=True)), "checkpoint": checkpoint}
-        if os.path.exists(saved):
-            with open(saved) as f:
-                if json.load(f) != current:
-                    raise FileExistsError(f"{folder} holds results of another evaluation; delete it to re-evaluate")
-        _write_json(saved, current)
+        ensure_same_settings(os.path.join(folder, "config.json"),
+                             {"config": json.loads(section.to_json(sort_keys=True)), "checkpoint": checkpoint},
+                             "evaluation results", hint="delete it to re-evaluate")
         model = load_eval_model(checkpoint, batch_size=section.batch_size, max_len=section.max_len)
         results = evaluate(section, model, folder, section.data_root, progress=False)
         return {task: {method: {k: v for k, v in r.items() if k != "extraction_failed_ids"}
@@ -348,9 +343,7 @@ def pretrain_stage(name: str, section, workdir: str, hardware, title: str, group
                                           f"--devices={hardware.devices}",
                                           f"--accelerator={hardware.accelerator}", *aot])))
     if hardware.hosts > 1:
-        notes.append(("hosts", f"{hardware.hosts} hosts x {hardware.devices // hardware.hosts} devices: start "
-                               "the command above on every host (distributed.mode=on connects them); this "
-                               "experiment module runs in one process"))
+        notes.append(("hosts", _hosts_note(hardware)))
     return Stage(
         group=group or name, name=name, title=title, section=section, call=_pretrain,
         command=_join(["python", "-m", "experiments.pretrain", f"--config=configs/pretrain.py:{section.preset}",
@@ -364,7 +357,7 @@ def finetune_stage(name: str, section, kind: str, workdir: str, hardware, title:
     fields its init_checkpoint and data_root came from (for the error when one is missing)."""
     import importlib
 
-    from biomed_jax.adapt import finetune
+    from biomed_jax.tasks import finetuning
 
     init = section.init_checkpoint
     inputs = [Input(init_field, os.path.join(init, "checkpoints") if init else "",
@@ -389,6 +382,8 @@ def finetune_stage(name: str, section, kind: str, workdir: str, hardware, title:
         ("batch", f"{train.batch_size} examples x up to {section.max_len} tokens{per_row} "
                   f"(<= {train.batch_size * section.max_len:,} tokens{per_row} per step); eval batch "
                   f"{train.eval_batch_size}"),
+        ("microbatches", f"{train.microbatches}: " + _per_device_microbatch(section, hardware.devices)
+         .replace("sequence(s)", "example(s)")),
         ("optimizer", f"lr {optim.learning_rate:g} {optim.schedule} (warmup {optim.warmup_steps} steps), "
                       f"weight decay {optim.weight_decay:g}"),
         ("epochs", str(train.epochs)),
@@ -396,14 +391,28 @@ def finetune_stage(name: str, section, kind: str, workdir: str, hardware, title:
     base = importlib.import_module(f"configs.finetune_{kind}").get_config(section.preset)
     folder = os.path.join(workdir, name)
     notes = []
+    if hardware.accelerator:
+        # The compile check needs only shapes: the model preset stands in for init_checkpoint, no data read.
+        aot = [o for o in _overrides(section, base) if not o.startswith(
+            ("--config.init_checkpoint", "--config.data_root", "--config.tokenizer", "--config.checkpoint.",
+             "--config.logging.", "--config.distributed.", "--config.model="))]
+        notes.append(("aot_check", _join(["python", "-m", "experiments.aot_check",
+                                          f"--config=configs/finetune_{kind}.py:{section.preset}",
+                                          f"--config.model={section.model}", f"--devices={hardware.devices}",
+                                          f"--accelerator={hardware.accelerator}", *aot])))
     if hardware.hosts > 1:
-        notes.append(("hosts", f"{hardware.hosts} hosts: fine-tuning runs in one process (no jax.distributed "
-                               "start-up yet), so a mesh this size needs a single host with that many devices"))
+        notes.append(("hosts", _hosts_note(hardware)))
     return Stage(
         group=group, name=name, title=title, section=section, call=_finetune(kind),
         command=_command(f"experiments.finetune_{kind}", f"configs/finetune_{kind}.py:{section.preset}",
                          section, base, [f"--workdir={folder}"]),
-        settings=settings, inputs=inputs, check=lambda n: finetune.validate(section, kind, n), notes=notes)
+        settings=settings, inputs=inputs, check=lambda n: finetuning.validate(section, kind, n), notes=notes)
+
+
+def _hosts_note(hardware) -> str:
+    return (f"{hardware.hosts} hosts x {hardware.devices // hardware.hosts} devices: start the command above on "
+            "every host (distributed.mode=on connects them; each reads only its rows of every batch)")
+
 
 
 def eval_stage(name: str, section, checkpoint: str, workdir: str, title: str, group: str, root_field: str,
@@ -564,7 +573,7 @@ def write_results(workdir: str, markdown: str, data: dict) -> None:
     """WORKDIR/results.md and results.json; the table is printed too."""
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(markdown)
-    _write_json(os.path.join(workdir, "results.json"), data)
+    write_json(os.path.join(workdir, "results.json"), data, sort_keys=True)
     print("\n" + markdown)
     print(f"wrote {workdir}/results.md and results.json")
 

@@ -11,26 +11,18 @@ unless --overwrite.
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app, flags
 from ml_collections import config_flags
 
 from biomed_jax.logs import quiet_library_logs
+from biomed_jax.run_dir import write_json
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Data config and preset, e.g. configs/data.py:synthetic",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder: tokenizer.json, fertility.json, clean/.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Retrain even if WORKDIR/tokenizer.json exists.")
-
-
-def _write_config(cfg, workdir: str) -> None:
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(cfg.to_dict(), f, indent=2, sort_keys=True, default=str)
-    os.replace(path + ".tmp", path)
 
 
 def main(argv):
@@ -42,7 +34,10 @@ def main(argv):
     cfg, workdir = _CONFIG.value, _WORKDIR.value
     check_data_config(cfg)
     tokenizer_options(cfg)  # fail on a bad tokenizer section before the (long) clean stage
-    _write_config(cfg, workdir)
+    # The record of the latest run, not run_dir.ensure_same_settings: what WORKDIR holds checks its own
+    # settings (clean/ refuses other ones, the tokenizer is retrained with --overwrite), and settings that
+    # change nothing there (held_out_docs, terms_file: only the report) may change between runs.
+    write_json(os.path.join(workdir, "config.json"), cfg.to_dict(), sort_keys=True)
     corpus = clean_corpus(cfg, workdir, progress=True)
     totals = corpus.report["filters"]["total"]
     print(f"clean corpus: kept {totals['kept']} of {totals['seen']} documents ({corpus.directory})")

@@ -57,3 +57,22 @@ def tiny_hf_model(family: str, vocab: int = 128):
         for p in model.parameters():
             p.normal_(0.0, 0.2)
     return model.eval()
+
+
+def tiny_run(folder, texts, vocab_size: int = 300) -> str:
+    """FOLDER/run: a random tiny GPT-2-family model saved as a run directory, with a BPE tokenizer trained
+    on `texts` (saved as FOLDER/tokenizer.json); returns the run's path."""
+    import jax
+
+    from biomed_jax.data.tokenizer import train_bpe
+    from biomed_jax.models.config import ModelConfig
+    from biomed_jax.models.decoder import init_params
+    from biomed_jax.run_dir import save_run
+    from configs.models import model_preset
+
+    tokenizer = train_bpe(list(texts), vocab_size=vocab_size, min_frequency=1)
+    tokenizer.save(os.path.join(folder, "tokenizer.json"))
+    cfg = ModelConfig.from_dict(dict(model_preset("tiny"), vocab_size=tokenizer.get_vocab_size(), dtype="float32"))
+    params = jax.jit(init_params, static_argnums=0)(cfg, jax.random.key(0))
+    return save_run(os.path.join(folder, "run"), {"params": params}, {"model": cfg.to_dict()},
+                    tokenizer_from=os.path.join(folder, "tokenizer.json"))

@@ -210,7 +210,7 @@ def test_loader_resumes_exactly_and_shards_by_process(prepared):
 
 @pytest.fixture(scope="module")
 def uninterrupted_run(prepared, tmp_path_factory):
-    from biomed_jax.train.loop import pretrain
+    from biomed_jax.tasks.pretraining import run as pretrain
 
     workdir = str(tmp_path_factory.mktemp("run_a"))
     pretrain(pretrain_config(prepared[3], 6), workdir)
@@ -218,7 +218,7 @@ def uninterrupted_run(prepared, tmp_path_factory):
 
 
 def test_pretrain_on_the_dataset_resumes_without_repeating_or_skipping(prepared, uninterrupted_run, tmp_path):
-    from biomed_jax.train.loop import pretrain
+    from biomed_jax.tasks.pretraining import run as pretrain
 
     expected = read_losses(uninterrupted_run)
     assert len(expected) == 6
@@ -233,8 +233,8 @@ def test_pretrain_on_the_dataset_resumes_without_repeating_or_skipping(prepared,
 
 def test_continued_pretraining_starts_from_the_checkpoint(prepared, uninterrupted_run, tmp_path):
     from biomed_jax.models.decoder import unstack_layers
-    from biomed_jax.train.checkpoint import load_params
-    from biomed_jax.train.loop import pretrain
+    from biomed_jax.run_dir import load_run
+    from biomed_jax.tasks.pretraining import run as pretrain
 
     cfg = pretrain_config(prepared[3], 1, init_from=uninterrupted_run)
     cfg.model.d_model = 32  # the architecture comes from the checkpoint, not the preset
@@ -242,8 +242,9 @@ def test_continued_pretraining_starts_from_the_checkpoint(prepared, uninterrupte
     cfg.optim.learning_rate = 1e-12
     workdir = str(tmp_path / "run_c")
     pretrain(cfg, workdir)
-    _, before, _ = load_params(os.path.join(uninterrupted_run, "checkpoints"))
-    model_cfg, after, step = load_params(os.path.join(workdir, "checkpoints"))
+    before = load_run(uninterrupted_run).params
+    continued = load_run(workdir)
+    model_cfg, after, step = continued.model_cfg, continued.params, continued.step
     assert step == 1 and model_cfg.d_model == 64 and not model_cfg.scan_layers
     before = unstack_layers(before)
     np.testing.assert_allclose(np.asarray(after["blocks"][1]["mlp"]["up_proj"]["kernel"]),

@@ -12,11 +12,11 @@ from flax import nnx
 from biomed_jax import sharding as shd
 from biomed_jax.inference.generate import Generator, cache_shardings, left_pad
 from biomed_jax.inference.sampling import SamplingConfig, sample, top_k_filter, top_p_filter
-from biomed_jax.inference.text import completion_text, find_tokenizer, load_tokenizer
+from biomed_jax.inference.text import completion_text
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import graphdef_and_abstract_params, init_params, unstack_layers
 from biomed_jax.models.kv_cache import init_cache
-from biomed_jax.train.checkpoint import load_params
+from biomed_jax.run_dir import load_run
 from configs.models import model_preset
 import helpers  # noqa: E402
 from helpers import run_cli
@@ -89,15 +89,14 @@ def tiny_hf_model(family):
     return helpers.tiny_hf_model(family, HF_VOCAB)
 
 
-def converted(tmp_path, family, tokenizer_json=None):
-    """(HF model, run dir of its hf_to_jax conversion)."""
+def converted(tmp_path, family):
+    """(HF model, run dir of its hf_to_jax conversion, with word_tokenizer())."""
     from biomed_jax.convert.hf_checkpoint import hf_to_jax
 
     hf_model = tiny_hf_model(family)
     hf_dir, run_dir = str(tmp_path / "hf"), str(tmp_path / "run")
     hf_model.save_pretrained(hf_dir, safe_serialization=True)
-    if tokenizer_json is not None:
-        tokenizer_json.save(os.path.join(hf_dir, "tokenizer.json"))
+    word_tokenizer().save(os.path.join(hf_dir, "tokenizer.json"))
     hf_to_jax(hf_dir, run_dir)
     return hf_model, run_dir
 
@@ -111,8 +110,8 @@ def test_greedy_equals_transformers_generate(tmp_path, family):
                                    attention_mask=torch.tensor(mask, dtype=torch.long), do_sample=False,
                                    max_new_tokens=N_NEW, pad_token_id=0, eos_token_id=None)
     expected = hf_out[:, tokens.shape[1]:].numpy()
-    cfg, params, _ = load_params(os.path.join(run_dir, "checkpoints"))
-    out = Generator(cfg, params).generate(PROMPTS, SamplingConfig(max_new_tokens=N_NEW))
+    run = load_run(run_dir)
+    out = Generator(run.model_cfg, run.params).generate(PROMPTS, SamplingConfig(max_new_tokens=N_NEW))
     assert len({tuple(row) for row in expected}) > 1
     np.testing.assert_array_equal(out.tokens, expected)
 
@@ -243,13 +242,14 @@ def word_tokenizer():
 
 
 def test_generate_command_prompts_and_interactive(tmp_path):
-    _, run_dir = converted(tmp_path, "gpt2", word_tokenizer())
-    tokenizer = load_tokenizer(find_tokenizer(run_dir))
+    _, run_dir = converted(tmp_path, "gpt2")
+    run = load_run(run_dir)
+    tokenizer = run.tokenizer
     texts = ["w1 w2 w3", "w7", "w40 w41 w42 w43 w44"]
     eos = HF_VOCAB - 1
+    assert run.eos_id == eos
     sampling = SamplingConfig(max_new_tokens=6, stop_tokens=(eos,), pad_id=eos)
-    cfg, params, _ = load_params(os.path.join(run_dir, "checkpoints"))
-    out = Generator(cfg, params).generate([tokenizer.encode(t).ids for t in texts], sampling)
+    out = Generator(run.model_cfg, run.params).generate([tokenizer.encode(t).ids for t in texts], sampling)
     expected = [completion_text(tokenizer, ids, (eos,)) for ids in out.completions()]
     assert all(expected) and len(set(expected)) == len(texts)
 
@@ -261,3 +261,4 @@ def test_generate_command_prompts_and_interactive(tmp_path):
     os.remove(os.path.join(run_dir, "tokenizer.json"))
     proc = run_cli("experiments.generate", f"--checkpoint={run_dir}", "--prompt=w1", check=False)
     assert proc.returncode != 0 and os.path.join(run_dir, "tokenizer.json") in proc.stderr
+    assert "Traceback" not in proc.stderr  # a user's mistake: one line

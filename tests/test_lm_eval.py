@@ -12,7 +12,6 @@ import random
 import textwrap
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -32,13 +31,13 @@ MAX_LEN = 64
 SCORER_MAX_LEN = 96  # continuations past 64 tokens pad to a multiple of 32: chunked logits must divide it
 
 
-def _tiny_jax_model():
+def _tiny_jax_model(seed=0):
     cfg = ModelConfig(vocab_size=256, d_model=64, n_layers=2, n_heads=4, d_ff=128, max_seq_len=SCORER_MAX_LEN,
                       dtype="float32")
     from flax import nnx
 
     _, abstract = graphdef_and_abstract_params(cfg)
-    rng = np.random.default_rng(0)  # random everywhere (norm scales too), without tracing an init
+    rng = np.random.default_rng(seed)  # random everywhere (norm scales too), without tracing an init
     return cfg, jax.tree.map(lambda x: rng.normal(0.0, 0.3, x.shape).astype(np.float32), nnx.to_pure_dict(abstract))
 
 
@@ -104,6 +103,21 @@ def test_scorer_matches_a_plain_forward_sharded_with_mixed_lengths():
         scorer.score([([1], [2]), ([1], [3] * (SCORER_MAX_LEN + 1))])
     with pytest.raises(ValueError, match="request 0: the context is empty"):
         scorer.score([([], [2])])
+
+    # Another version of the same model (fine-tuning's next epoch): placed like the first, scored by the
+    # same compiled programs, giving the new model's scores.
+    _, params2 = _tiny_jax_model(seed=1)
+    shapes = scorer.compiled_shapes()
+    scorer.set_params(params2)
+    assert all(isinstance(leaf, jax.Array) and leaf.sharding.device_set == set(mesh.devices.flat)
+               for leaf in jax.tree.leaves(scorer.params))  # placed on the mesh, not left on the host
+    again = scorer.score(requests)
+    for i, ((logprob, _, _), (ref_logprob, _)) in enumerate(zip(again, _reference(_plain_logprobs(cfg, params2),
+                                                                                  requests))):
+        assert abs(logprob - ref_logprob) < 1e-4, (i, logprob, ref_logprob)
+    assert scorer.compiled_shapes() == shapes
+    with pytest.raises(ValueError, match="do not match the scorer's model config"):
+        scorer.set_params(jax.tree.map(lambda x: x[..., :1], params2))
 
 
 def test_rolling_windows_and_buckets():

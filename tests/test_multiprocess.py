@@ -31,7 +31,7 @@ def launch_two_processes(data_dir: str, steps: int, workdir: str):
 
 
 def test_two_processes_train_like_one_and_checkpoints_cross_between_them(data_dir, tmp_path):
-    from biomed_jax.train.loop import pretrain
+    from biomed_jax.tasks.pretraining import run as pretrain
 
     reference = str(tmp_path / "one_process")
     pretrain(pretrain_config(data_dir, 9), reference)  # this test process: 1 process x 8 devices

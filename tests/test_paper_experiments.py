@@ -42,7 +42,10 @@ def test_biomedlm_plan_states_the_paper_run_on_a_tpu_v4_128():
     assert pre["command"].startswith("python -m experiments.pretrain --config=configs/pretrain.py:biomedlm_2p7b")
     assert "--devices=64 --accelerator=tpu_v4" in pre["aot_check"]
     for task in ("medqa", "medmcqa", "mmlu_medical_genetics", "pubmedqa", "bioasq"):
-        assert _stage(out, f"finetune/{task}")["check"] == "ok for 64 device(s)"
+        finetune = _stage(out, f"finetune/{task}")
+        assert finetune["check"] == "ok for 64 device(s)"
+        assert "--config.model=biomedlm_2p7b --devices=64 --accelerator=tpu_v4" in finetune["aot_check"]
+        assert "16 hosts x 4 devices: start the command above on every host" in finetune["hosts"]
     assert "--config.task.options.subjects=\"('medical_genetics',)\"" in \
         _stage(out, "finetune/mmlu_medical_genetics")["command"]
     assert "data.manual_dir = (not set)" in out and "data_root = (not set)" in out
@@ -64,12 +67,18 @@ def test_meditron_plan_states_continued_pretraining_on_8_h100():
 
 def test_medalpaca_plan_compares_three_methods_on_8_h100():
     out = _plan("medalpaca").stdout
-    for method, batch in (("full", 256), ("lora", 128), ("int8_lora", 128)):
+    for method in ("full", "lora", "int8_lora"):
         sft = _stage(out, f"sft/{method}")
         assert sft["mesh"] == "data=1 fsdp=8 tensor=1 = 8 devices (8xH100)"
-        assert sft["batch"].startswith(f"{batch} examples x up to 512 tokens")
+        # MedAlpaca's effective batch of 256 through gradient accumulation: 8 microbatches of 4 per GPU.
+        assert sft["batch"].startswith("256 examples x up to 512 tokens")
+        assert sft["microbatches"] == "8: 4 example(s) per device per microbatch"
         assert sft["model"].startswith(f"(init_checkpoint not set); method {method}")
         assert sft["check"] == "ok for 8 device(s)"
+        # The fine-tuning step is compile-checked like pretraining's, the base's preset standing in for it.
+        assert sft["aot_check"].startswith("python -m experiments.aot_check --config=configs/finetune_sft.py:medalpaca "
+                                           "--config.model=llama2_7b --devices=8 --accelerator=h100")
+        assert f"--config.method={method}" in sft["aot_check"] or method == "full"
         assert _stage(out, f"eval/{method}")["suite"].startswith("medalpaca_usmle: usmle_step1 generate,top_token")
     assert "init_checkpoint = (not set)" in out
 

@@ -10,6 +10,7 @@ from biomed_jax import sharding as shd
 from biomed_jax.data.synthetic_tokens import SyntheticTokenBatches
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.train.state import create_train_state, state_shardings
+from biomed_jax.tasks.pretraining import token_loss, token_weight
 from biomed_jax.train.steps import make_train_step
 from biomed_jax.models.decoder import graphdef_and_abstract_params
 from helpers import tiny_config
@@ -27,12 +28,13 @@ def train_losses(preset, mesh_sizes, n_devices, microbatches=1, dtype="float32")
     shardings = state_shardings(model_cfg, tx, mesh, rules)
     state = create_train_state(model_cfg, tx, jax.random.key(0), shardings)
     graphdef, _ = graphdef_and_abstract_params(model_cfg)
-    step = make_train_step(graphdef, tx, schedule, mesh, rules, shardings, microbatches)
+    step = make_train_step(graphdef, token_loss, token_weight, tx, schedule, mesh, rules, shardings,
+                           n_microbatches=microbatches)
     source = SyntheticTokenBatches(vocab_size=model_cfg.vocab_size, seq_len=32, global_batch_size=16, seed=0,
                                    mean_doc_len=12)
     losses = []
     for _ in range(STEPS):
-        state, metrics = step(state, shd.global_batch_from_local(next(source), mesh))
+        state, metrics = step(state, {}, shd.global_batch_from_local(next(source), mesh))
         losses.append(float(metrics["loss"]))
     return np.array(losses), state
 

@@ -3,7 +3,6 @@ benchmark formats of ../shared/data, with facts split so test questions need wha
 
 import collections
 import glob
-import gzip
 import json
 import os
 import re

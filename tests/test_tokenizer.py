@@ -156,11 +156,12 @@ def test_fertility_without_held_out_text():
 
 
 class _FakeCorpus:
-    """What build_or_load needs from a CleanCorpus: iter_documents(split) and the report."""
+    """What build_or_load needs from a CleanCorpus: iter_documents(split), the report and the settings."""
 
-    def __init__(self, texts: list[str], manual_dir: str = "", fingerprint: str = "f1"):
+    def __init__(self, texts: list[str], manual_dir: str = "", seed: int = 0):
         self.texts = texts
-        self.report = {"fingerprint": fingerprint, "manual_dir": manual_dir}
+        self.report = {"manual_dir": manual_dir}
+        self.settings = {"seed": seed, "clean": {"min_words": 5}}
 
     def iter_documents(self, split):
         for i, text in enumerate(self.texts):
@@ -192,8 +193,8 @@ def test_build_or_load_trains_reuses_and_refuses_stale(tmp_path):
     assert again["tokenizer"]["training"]["status"] == "reused" and os.path.getmtime(path) == mtime
     with pytest.raises(FileExistsError, match="tokenizer.vocab_size.*overwrite"):
         build_or_load(_data_cfg(vocab_size=300), corpus, out)
-    with pytest.raises(FileExistsError, match="cleaned corpus"):
-        build_or_load(_data_cfg(), _FakeCorpus(corpus.texts, fingerprint="f2"), out)
+    with pytest.raises(FileExistsError, match="the cleaned corpus's seed"):
+        build_or_load(_data_cfg(), _FakeCorpus(corpus.texts, seed=1), out)
     retrained, _, _ = build_or_load(_data_cfg(vocab_size=300), corpus, out, overwrite=True)
     assert retrained.get_vocab_size() == 300
     os.remove(os.path.join(out, "tokenizer_training.json"))

@@ -11,7 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from biomed_jax.train.checkpoint import RunCheckpoints, load_params
+from biomed_jax.run_dir import load_run
+from biomed_jax.train.checkpoint import RunCheckpoints
 from helpers import REPO_ROOT, run_cli
 
 TINY = ["--config=configs/pretrain.py:tiny", "--config.model.dtype=float32", "--config.logging.tensorboard=False"]
@@ -72,10 +73,9 @@ def test_sigterm_saves_and_resuming_matches_an_uninterrupted_run(tmp_path):
     assert len(saved) == 1 and 3 <= saved[0] < 20, saved
 
     run_cli("experiments.pretrain", *common, f"--workdir={interrupted}")
-    _, params_a, step_a = load_params(os.path.join(straight, "checkpoints"))
-    _, params_b, step_b = load_params(os.path.join(interrupted, "checkpoints"))
-    assert step_a == step_b == 20
-    jax.tree.map(np.testing.assert_array_equal, params_a, params_b)
+    a, b = load_run(straight, with_tokenizer=False), load_run(interrupted, with_tokenizer=False)
+    assert a.step == b.step == 20
+    jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
     steps_logged = [r["step"] for r in loss_records(interrupted)]
     assert steps_logged == sorted(set(steps_logged)) and steps_logged[-1] == 20  # no step logged twice
 
@@ -88,9 +88,9 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     assert proc.returncode != 0
     assert "non-finite loss" in proc.stderr and "at step" in proc.stderr
     bad_step = int(proc.stderr.split("at step ")[1].split(";")[0])
-    _, params, good_step = load_params(os.path.join(workdir, "checkpoints"))
-    assert good_step == bad_step - 1
-    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
+    good = load_run(workdir, with_tokenizer=False)
+    assert good.step == bad_step - 1
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(good.params))
 
 
 def test_trains_on_eight_devices_with_fsdp_and_tensor_parallelism(tmp_path):

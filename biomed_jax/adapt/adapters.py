@@ -1,8 +1,9 @@
 """LoRA adapters saved apart from their base: load them on top of a base, or merge them into a plain
-checkpoint (which evaluation, generation and the Hugging Face export read like any run directory).
+run directory (which evaluation, generation, serving and the Hugging Face export read like any run).
 
-A fine-tuning run's WORKDIR/adapter/ holds only the trainable part (adapters, and a classifier head) and
-its metadata names the base (init_checkpoint), the method and the LoRA settings.
+A fine-tuning run's WORKDIR/adapter/ holds only the trainable part (adapters, and a classifier head)
+under the checkpoint tree "adapter"; its metadata names the base (init_checkpoint), the method and the
+LoRA settings.
 """
 
 from __future__ import annotations
@@ -13,20 +14,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from biomed_jax import run_dir
 from biomed_jax import sharding as shd
 from biomed_jax.adapt.lora import LoraSettings, apply_lora, merge_lora, trainable_filter
-from biomed_jax.train.checkpoint import RunCheckpoints, load_params
-
-
-def read_adapter_meta(adapter_dir: str) -> tuple[int, dict]:
-    checkpoints = RunCheckpoints(os.path.join(adapter_dir, "checkpoints"))
-    try:
-        step = checkpoints.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"no adapter checkpoint in {adapter_dir}/checkpoints")
-        return step, checkpoints.read_meta(step)
-    finally:
-        checkpoints.close()
 
 
 def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.Module, dict]:
@@ -35,26 +25,32 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
     `base_dir` defaults to the run's init_checkpoint; any run directory with the same architecture works
     (an int8/nf4 base is quantized again, deterministically, exactly as in training).
     """
-    from biomed_jax.adapt.finetune import LM_KINDS, build_model, on_mesh, unscanned
+    from biomed_jax.tasks.finetuning import build_model, placement, unscanned
 
-    step, meta = read_adapter_meta(adapter_dir)
-    base_dir = base_dir or meta["init_checkpoint"]
+    step, meta = run_dir.read_meta(adapter_dir)
+    base_dir = base_dir or meta.get("init_checkpoint", "")
     if not base_dir:
-        raise ValueError(f"{adapter_dir} was trained from a random init; pass the base run directory")
-    mesh = mesh or shd.make_mesh(dict(data=1, fsdp=-1, tensor=1))
-    model_cfg, params, _ = load_params(os.path.join(base_dir, "checkpoints"), mesh=mesh)
-    model_cfg, params = unscanned(model_cfg, params)
+        raise ValueError(f"{adapter_dir} was trained from a random init; pass the base run directory (--base)")
+    mesh = mesh or shd.make_mesh(run_dir.DEFAULT_MESH)
+    base = run_dir.load_run(base_dir, mesh=mesh)
+    model_cfg, params = unscanned(base.model_cfg, base.params)
     model_cfg = model_cfg.replace(remat=meta["model"]["remat"])
-    plain = build_model(meta["kind"], model_cfg, params, meta["n_outputs"], seed=0)
-    inputs = (jnp.zeros((1, 8), jnp.int32),) if meta["kind"] in LM_KINDS else \
-        (jnp.zeros((1, 1, 8), jnp.int32), jnp.full((1, 1), 8, jnp.int32))
+    lm_head = meta["lm_head"]
+    plain = build_model(lm_head, model_cfg, params, meta["n_outputs"], seed=0)
+    # Any inputs of the right shapes: qwix runs the model once to find the projections to adapt.
+    tokens = jnp.zeros((1, 8) if lm_head or meta["kind"] == "seqcls" else (1, 1, 8), jnp.int32)
+    inputs = (tokens,) if lm_head else (tokens, jnp.full(tokens.shape[:-1], 8, jnp.int32))
     model = apply_lora(plain, meta["method"], LoraSettings(**meta["lora"]), inputs)
     graphdef, trainable, rest = nnx.split(model, trainable_filter(meta["method"]), ...)
-    trainable, rest = on_mesh(nnx.to_pure_dict(trainable), mesh), on_mesh(rest, mesh)
+    under = () if lm_head else ("decoder",)
+    trainable, rest = ([jax.tree.map(jax.device_put, tree, placement(tree, model_cfg, mesh, shd.rules_dict(), under))
+                        for tree in (nnx.to_pure_dict(trainable), rest)])
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), trainable)
-    checkpoints = RunCheckpoints(os.path.join(adapter_dir, "checkpoints"))
+    from biomed_jax.train.checkpoint import RunCheckpoints
+
+    checkpoints = RunCheckpoints(run_dir.checkpoints_dir(adapter_dir))
     try:
-        adapter = checkpoints.restore_params(step, target, key="adapter")
+        adapter = checkpoints.restore_trees(step, {"adapter": target})["adapter"]
     finally:
         checkpoints.close()
     return nnx.merge(graphdef, adapter, rest), dict(meta, step=step)
@@ -62,11 +58,12 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
 
 def merge_adapter(adapter_dir: str, out_dir: str, base_dir: str = "") -> str:
     """Writes OUT_DIR as a plain run directory (adapters merged into the base): the input of
-    experiments.evaluate / generate / convert --direction=jax_to_hf."""
-    from biomed_jax.adapt.finetune import checkpoint_tree, save_plain
+    experiments.evaluate / generate / serve / convert --direction=jax_to_hf."""
+    from biomed_jax.tasks.finetuning import checkpoint_trees
 
     model, meta = load_adapted(adapter_dir, base_dir)
     params = merge_lora(model, LoraSettings(**meta["lora"]))
-    save_plain(out_dir, meta.pop("step"), checkpoint_tree(meta["kind"], params),
-               dict(meta, merged_from=os.path.abspath(adapter_dir)), os.path.join(adapter_dir, "tokenizer.json"))
+    step, lm_head = meta.pop("step"), meta["lm_head"]
+    run_dir.save_run(out_dir, checkpoint_trees(lm_head, params), dict(meta, merged_from=os.path.abspath(adapter_dir)),
+                     os.path.join(adapter_dir, run_dir.TOKENIZER_FILE), step=step)
     return out_dir

@@ -1,16 +1,15 @@
-"""Hugging Face model folders (config.json + safetensors) <-> biomed_jax orbax checkpoints.
+"""Hugging Face model folders (config.json + safetensors + tokenizer.json) <-> biomed_jax run directories.
 
 Reading is tensor by tensor: each parameter is assembled on the host (one parameter at a time)
 and placed straight into its target sharding, so peak host memory stays near one copy of the
 model. Only safetensors are read: pickle checkpoints (.bin/.pt/.pth) can run arbitrary code.
+Runs are written and read through biomed_jax.run_dir (save_run / load_run), like every other tool's.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import os
-import shutil
 from typing import Any
 
 import jax
@@ -21,16 +20,14 @@ from jax.sharding import Mesh
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from biomed_jax import run_dir
 from biomed_jax import sharding as shd
 from biomed_jax.convert import weights as W
 from biomed_jax.convert.hf_config import family_of, hf_config_from_model, model_config_from_hf
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import graphdef_and_abstract_params, unstack_layers
-from biomed_jax.train.checkpoint import RunCheckpoints, load_params
 from biomed_jax.train.state import param_shardings
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                   "merges.txt", "tokenizer.model", "generation_config.json")
 # Buffers some exports carry that are not parameters.
 IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq")
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
@@ -157,37 +154,38 @@ def _check_all_used(folder, family, cfg, top_rules, layer_rules) -> None:
 
 
 def hf_to_jax(src: str, workdir: str, mesh: Mesh | None = None, **model_overrides) -> ModelConfig:
-    """Converts an HF folder into WORKDIR/checkpoints/0 (+ tokenizer files); returns the ModelConfig."""
+    """Converts an HF folder into the run directory WORKDIR (checkpoints/0 and the tokenizer files, written
+    with run_dir.save_run); returns the ModelConfig. WORKDIR must be new or empty."""
     folder = SafetensorsFolder(src)  # refuses pickle-only folders before anything else
     config_path = os.path.join(src, "config.json")
     if not os.path.exists(config_path):
         raise FileNotFoundError(f"{config_path} not found: --src must be a Hugging Face model folder")
-    with open(config_path) as f:
-        hf_config = json.load(f)
+    tokenizer_json = os.path.join(src, run_dir.TOKENIZER_FILE)
+    if not os.path.isfile(tokenizer_json):
+        raise FileNotFoundError(
+            f"{tokenizer_json} not found: a run directory carries its tokenizer.json; write one beside the weights "
+            f"with transformers: AutoTokenizer.from_pretrained(SRC).save_pretrained(SRC)")
+    run_dir.load_tokenizer(tokenizer_json)  # a damaged file fails here, not in a later evaluation
+    if os.path.isdir(workdir) and os.listdir(workdir):  # save_run replaces the folder it writes
+        raise FileExistsError(f"{workdir} already exists and is not empty; use a new --workdir")
+    hf_config = run_dir.read_json(config_path, "Hugging Face model config")
     family = family_of(hf_config)
     cfg = model_config_from_hf(hf_config, **model_overrides)
-    mesh = mesh or shd.make_mesh(dict(data=1, fsdp=-1, tensor=1))
+    mesh = mesh or shd.make_mesh(run_dir.DEFAULT_MESH)
     params = read_hf_params(folder, family, cfg, mesh)
-    checkpoints = RunCheckpoints(os.path.join(workdir, "checkpoints"))
-    try:
-        if checkpoints.latest_step() is not None:
-            raise FileExistsError(f"{workdir}/checkpoints already holds a checkpoint; use a new --workdir")
-        checkpoints.save(0, {"params": params}, {}, {"model": cfg.to_dict(), "source": os.path.abspath(src)},
-                         force=True)
-    finally:
-        checkpoints.close()
-    for name in TOKENIZER_FILES:
-        if os.path.exists(os.path.join(src, name)):
-            shutil.copy(os.path.join(src, name), os.path.join(workdir, name))
+    run_dir.save_run(workdir, {"params": params}, {"model": cfg.to_dict(), "source": os.path.abspath(src)},
+                     tokenizer_from=tokenizer_json)
     return cfg
 
 
 def jax_to_hf(workdir: str, dst: str, step: int | None = None, max_shard_bytes: int = 5 * 2**30) -> str:
-    """Writes WORKDIR's checkpoint as an HF folder: config.json, safetensors (sharded if large), tokenizer."""
-    cfg, params, _ = load_params(os.path.join(workdir, "checkpoints"), step)
+    """Writes a run's checkpoint as an HF folder: config.json, safetensors (sharded if large), tokenizer files."""
+    run = run_dir.load_run(workdir, step=step)
+    cfg = run.model_cfg
     family = "gpt2" if cfg.positions == "learned" else "llama"
     hf_config = hf_config_from_model(cfg)
-    params = jax.tree.map(np.asarray, params)
+    params = jax.tree.map(np.asarray, run.params)
+    run.params = None
     if cfg.scan_layers:
         params = unstack_layers(params)
     top_rules, layer_rules = W.rules_for(family, cfg)
@@ -206,11 +204,8 @@ def jax_to_hf(workdir: str, dst: str, step: int | None = None, max_shard_bytes: 
                 tensors[prefix + W.layer_prefix(family, i) + name] = value
     os.makedirs(dst, exist_ok=True)
     _write_safetensors({k: np.ascontiguousarray(v) for k, v in tensors.items()}, dst, max_shard_bytes)
-    with open(os.path.join(dst, "config.json"), "w") as f:
-        json.dump(hf_config, f, indent=2)
-    for name in TOKENIZER_FILES:
-        if os.path.exists(os.path.join(workdir, name)):
-            shutil.copy(os.path.join(workdir, name), os.path.join(dst, name))
+    run_dir.write_json(os.path.join(dst, "config.json"), hf_config)
+    run_dir.copy_tokenizer(run.tokenizer_path, dst)
     return dst
 
 
@@ -232,5 +227,5 @@ def _write_safetensors(tensors: dict[str, np.ndarray], dst: str, max_shard_bytes
         save_file(shard, os.path.join(dst, filename), metadata={"format": "pt"})
         weight_map.update({name: filename for name in shard})
     total = sum(v.nbytes for v in tensors.values())
-    with open(os.path.join(dst, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    run_dir.write_json(os.path.join(dst, "model.safetensors.index.json"),
+                       {"metadata": {"total_size": total}, "weight_map": weight_map})

@@ -1,7 +1,8 @@
 """The cleaned corpus: every configured source read, cleaned and deduplicated once, kept as JSON lines.
 
 Stage one of data preparation (the tokenizer trains on it, the TFDS builder mixes and tokenizes it).
-Output, under WORK_DIR/clean/: one `<source>.jsonl` per source ({id, text, title, source, split}) and
+Output, under WORK_DIR/clean/: one `<source>.jsonl` per source ({id, text, title, source, split}),
+`settings.json` (what the output depends on: a rerun with other settings is refused, naming them) and
 `clean_report.json` (reader reports per file, every filter's counts, deleted PMIDs), written last
 into a temporary folder that is renamed into place: a half-built stage never looks finished.
 Documents are assigned to train/validation by a stable hash of `source:id`, independent of the seed.
@@ -21,9 +22,11 @@ from absl import logging
 
 from biomed_jax.data.clean import Cleaner
 from biomed_jax.data.readers import READERS, Document, ReadReport, read_documents
+from biomed_jax.run_dir import ensure_same_settings, read_json, write_json
 
 SPLITS = ("train", "validation")
 REPORT = "clean_report.json"
+SETTINGS = "settings.json"
 
 
 def check_data_config(cfg: Mapping[str, Any]) -> None:
@@ -89,10 +92,12 @@ def split_of(source: str, doc_id: str, validation_fraction: float) -> str:
 
 @dataclasses.dataclass
 class CleanCorpus:
-    """A finished clean stage: per-source JSON-lines files and their report."""
+    """A finished clean stage: per-source JSON-lines files, their report and the settings they were
+    cleaned with (`clean_settings`; a tokenizer trained on the corpus records them)."""
 
     directory: str
     report: dict
+    settings: dict
 
     @property
     def sources(self) -> list[str]:
@@ -115,31 +120,29 @@ class CleanCorpus:
 
 
 def load_clean_corpus(work_dir: str) -> CleanCorpus | None:
+    """WORK_DIR/clean as it was built, or None where no clean stage finished there."""
     directory = os.path.join(work_dir, "clean")
-    report_path = os.path.join(directory, REPORT)
-    if not os.path.exists(report_path):
+    if not os.path.exists(os.path.join(directory, REPORT)):
         return None
-    with open(report_path) as f:
-        return CleanCorpus(directory, json.load(f))
+    return CleanCorpus(directory, read_json(os.path.join(directory, REPORT), "clean report"),
+                       read_json(os.path.join(directory, SETTINGS), "cleaned corpus settings"))
 
 
 def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False) -> CleanCorpus:
     """Runs (or reuses) the clean stage for data config `cfg` into WORK_DIR/clean/."""
     check_data_config(cfg)
-    fingerprint = _fingerprint(cfg)
-    existing = load_clean_corpus(work_dir)
-    if existing is not None:
-        if existing.report.get("fingerprint") != fingerprint:
-            raise FileExistsError(
-                f"{existing.directory} was cleaned with different sources/clean/split settings; "
-                f"use a new directory or delete it to rebuild")
-        return existing
+    settings = clean_settings(cfg)
+    final_dir = os.path.join(work_dir, "clean")
+    if os.path.exists(os.path.join(final_dir, REPORT)):
+        ensure_same_settings(os.path.join(final_dir, SETTINGS), settings, "a cleaned corpus",
+                             hint="use a different work directory, or delete this one to rebuild it")
+        return load_clean_corpus(work_dir)
     manual_dir = resolve_manual_dir(cfg, work_dir)
     files = {name: source_files(name, source, manual_dir) for name, source in cfg["sources"].items()}
-    final_dir = os.path.join(work_dir, "clean")
     tmp_dir = f"{final_dir}.tmp-{os.getpid()}"
     shutil.rmtree(tmp_dir, ignore_errors=True)
     os.makedirs(tmp_dir)
+    ensure_same_settings(os.path.join(tmp_dir, SETTINGS), settings, "a cleaned corpus")  # records them
     cleaner = Cleaner(dict(cfg["clean"]), seed=int(cfg["seed"]))
     validation_fraction = float(cfg["split"]["validation_fraction"])
     file_reports, deleted_ids, kept = [], set(), {}
@@ -174,18 +177,16 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False) 
                          f"clean.min_chars / clean.min_words settings")
     deleted_dropped = _drop_deleted(tmp_dir, cfg["sources"], deleted_ids, kept) if deleted_ids else 0
     report = {
-        "fingerprint": fingerprint,
         "manual_dir": os.path.abspath(manual_dir),
         "sources": kept,
         "filters": cleaner.report(),
         "deleted_citations": {"pmids": len(deleted_ids), "documents_dropped": deleted_dropped},
         "files": file_reports,
     }
-    with open(os.path.join(tmp_dir, REPORT), "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(os.path.join(tmp_dir, REPORT), report)
     shutil.rmtree(final_dir, ignore_errors=True)
     os.replace(tmp_dir, final_dir)
-    return CleanCorpus(final_dir, report)
+    return CleanCorpus(final_dir, report, settings)
 
 
 def _drop_deleted(directory: str, sources: Mapping[str, Any], deleted_ids: set, kept: dict) -> int:
@@ -208,11 +209,11 @@ def _drop_deleted(directory: str, sources: Mapping[str, Any], deleted_ids: set, 
     return dropped
 
 
-def _fingerprint(cfg: Mapping[str, Any]) -> str:
-    """What the clean stage's output depends on (sources, manual dir, world, clean and split settings)."""
+def clean_settings(cfg: Mapping[str, Any]) -> dict:
+    """What the clean stage's output depends on (sources, manual dir, world, clean and split settings), as
+    plain JSON values."""
     keys = ("sources", "manual_dir", "generate_world", "world", "clean", "split", "seed")
-    relevant = {k: _plain(cfg[k]) for k in keys if k in cfg}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    return json.loads(json.dumps({k: _plain(cfg[k]) for k in keys if k in cfg}, default=str))
 
 
 def _plain(value):

@@ -27,6 +27,8 @@ from xml.sax.saxutils import escape as _xml_escape
 
 import numpy as np
 
+from biomed_jax.run_dir import differing_keys, read_json
+
 # Bumped whenever the generator's output for the same options changes; a world written by another
 # version is refused rather than silently reused.
 GENERATOR_VERSION = 1
@@ -1248,7 +1250,7 @@ def _replay_doc(t: _Text, place: Callable[[], str]) -> str:
              f"Its collection includes tools, costumes and photographs from the {other} valley.",
              t.pick(["A reconstructed schoolroom is popular with visiting families.",
                      "A gallery on the top floor shows paintings by local artists."]),
-             f"Admission is free on the first Sunday of each month.",
+             "Admission is free on the first Sunday of each month.",
              "Guided tours are offered in summer."]
     extras = [t.fill(_REPLAY_EXTRAS[i], place=place(), year=t.int(1850, 2010),
                      day=t.pick(["Monday", "Wednesday", "Friday", "Saturday"]))
@@ -1734,25 +1736,21 @@ def _generate(out: str, opts: dict[str, Any]) -> dict:
     }
 
 
-def _options_key(opts: Mapping[str, Any]) -> str:
-    return json.dumps(dict(opts), sort_keys=True)
-
-
-def _load_summary(out_dir: str) -> dict:
-    with open(os.path.join(out_dir, "world.json"), encoding="utf-8") as fh:
-        return json.load(fh)
-
-
 def _check_existing(out_dir: str, opts: Mapping[str, Any]) -> dict:
-    """The summary of the finished world at out_dir if it was made with these options by this generator."""
-    summary = _load_summary(out_dir)
+    """The summary of the finished world at out_dir if it was made with these options by this generator.
+
+    Not run_dir.ensure_same_settings: world.json, written last into the folder that is renamed into place,
+    is both the mark of a finished world and the record of its options, and the folder is a data folder
+    (sources glob into it; world.json hashes every file in it) with no room for a separate settings file.
+    """
+    summary = read_json(os.path.join(out_dir, "world.json"), "synthetic world summary")
     if summary.get("version") != GENERATOR_VERSION:
         raise ValueError(f"{out_dir} holds a synthetic world from generator version {summary.get('version')}, "
                          f"not {GENERATOR_VERSION}; delete the folder or choose another out_dir")
-    if _options_key(summary.get("options", {})) != _options_key(opts):
-        old = summary.get("options", {})
-        diff = sorted(k for k in set(old) | set(opts) if old.get(k) != opts.get(k))
-        detail = ", ".join(f"{k}: {old.get(k)!r} there vs {opts.get(k)!r} asked" for k in diff)
+    old = summary.get("options", {})
+    differ = differing_keys(old, opts)
+    if differ:
+        detail = ", ".join(f"{k}: {old.get(k)!r} there vs {opts.get(k)!r} asked" for k in differ)
         raise ValueError(f"{out_dir} already holds a synthetic world generated with different options ({detail}); "
                          f"delete the folder or choose another out_dir")
     return summary

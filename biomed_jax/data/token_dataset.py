@@ -12,7 +12,6 @@ stored without EOS; the loader inserts EOS between documents when it packs them.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import shutil
@@ -23,6 +22,7 @@ import tensorflow_datasets as tfds
 
 from biomed_jax.data import mixture
 from biomed_jax.data.corpus import CleanCorpus
+from biomed_jax.run_dir import write_json
 
 DATASET = "biomed_corpus"
 VERSION = "1.0.0"
@@ -66,8 +66,7 @@ class BiomedCorpus(tfds.core.GeneratorBasedBuilder):
         epochs = mixture.resolve_epochs(self._data_cfg["sources"], chars)
         # self.data_dir is TFDS's temporary folder here: these files appear together with the shards.
         shutil.copy(self._tokenizer_path, os.path.join(self.data_dir, "tokenizer.json"))
-        with open(os.path.join(self.data_dir, "clean_report.json"), "w") as f:
-            json.dump(self._corpus.report, f, indent=2)
+        write_json(os.path.join(self.data_dir, "clean_report.json"), self._corpus.report)
         self.info.metadata.update({
             "tokenizer": {"vocab_size": self._vocab_size, "eos_id": self._eos_id, "file": "tokenizer.json"},
             "mixture": mixture.describe(epochs, chars),

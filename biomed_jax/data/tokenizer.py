@@ -12,7 +12,6 @@ byte, with no unknown token. `build_or_load` is the one entry point the experime
 from __future__ import annotations
 
 import collections
-import json
 import os
 import time
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -20,8 +19,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from absl import logging
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from biomed_jax.run_dir import TOKENIZER_FILE, differing_keys, read_json, write_json
+
 EOS_TOKEN = "<|endoftext|>"
-TOKENIZER_FILE = "tokenizer.json"
 FERTILITY_FILE = "fertility.json"
 TRAINING_FILE = "tokenizer_training.json"  # the settings a trained tokenizer.json came from
 
@@ -272,16 +272,18 @@ def report_terms(opts: Mapping[str, Any], manual_dir: str | None) -> list[str]:
 
 
 def _training_settings(opts: Mapping[str, Any], corpus: Any) -> dict:
-    """What a trained tokenizer.json depends on; compared on reuse so a stale file is never used."""
+    """What a trained tokenizer.json depends on, as plain JSON values; compared on reuse so a stale file is
+    never used. The corpus is recorded by the settings it was cleaned with (CleanCorpus.settings)."""
     return {key: opts[key] for key in ("vocab_size", "min_frequency", "eos_token", "max_train_docs")} | {
-        "corpus": (getattr(corpus, "report", None) or {}).get("fingerprint")}
+        "corpus": getattr(corpus, "settings", None)}
 
 
-def _write_json(path: str, value: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
+def _setting_name(key: str) -> str:
+    if key == "corpus":
+        return "the cleaned corpus"
+    if key.startswith("corpus."):
+        return f"the cleaned corpus's {key[len('corpus.'):]}"
+    return f"tokenizer.{key}"
 
 
 def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: bool = False,
@@ -309,21 +311,19 @@ def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: 
             os.path.join(path, TOKENIZER_FILE)) else path
         training = {"status": "loaded", "path": os.path.abspath(path)}
     elif os.path.exists(out_path) and not overwrite:
+        # Not run_dir.ensure_same_settings: the settings are recorded only once a tokenizer is trained (in
+        # TRAINING_FILE, with what training produced), and `overwrite` retrains under new ones.
         path = out_path
-        previous = None
-        if os.path.exists(training_path):
-            with open(training_path) as f:
-                previous = json.load(f)
-        if previous is None:
+        if not os.path.exists(training_path):
             raise FileExistsError(
                 f"{out_path} exists but {training_path} (how it was trained) does not; rerun with --overwrite "
                 f"(overwrite=True) to retrain, use a new workdir, or set tokenizer.path to use that file as is")
-        if previous.get("settings") != settings:
-            differ = sorted(k for k in settings if previous.get("settings", {}).get(k) != settings[k])
-            names = ", ".join("the cleaned corpus" if k == "corpus" else f"tokenizer.{k}" for k in differ)
+        previous = read_json(training_path, "tokenizer training record")
+        differ = differing_keys(previous.get("settings") or {}, settings)
+        if differ:
             raise FileExistsError(
-                f"{out_path} was trained with different settings ({names}); rerun with --overwrite "
-                f"(overwrite=True) to retrain, or use a new workdir")
+                f"{out_path} was trained with different settings ({', '.join(map(_setting_name, differ))}); "
+                f"rerun with --overwrite (overwrite=True) to retrain, or use a new workdir")
         tokenizer = load_tokenizer(path)
         training = {**previous, "status": "reused"}
         logging.info("tokenizer: reusing %s (trained earlier; --overwrite retrains)", out_path)
@@ -344,7 +344,7 @@ def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: 
         save_tokenizer(tokenizer, out_path)
         training = {"status": "trained", "settings": settings, "requested_vocab_size": opts["vocab_size"],
                     "vocab_size": tokenizer.get_vocab_size(), "seconds": round(seconds, 2)}
-        _write_json(training_path, training)
+        write_json(training_path, training)
 
     eos_id = eos_token_id(tokenizer, opts["eos_token"], path)
     held_out = []
@@ -360,5 +360,5 @@ def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: 
     report = fertility_report(tokenizer, held_out, report_terms(opts, manual_dir))
     report["tokenizer"] = {"path": os.path.abspath(path), "vocab_size": tokenizer.get_vocab_size(),
                            "eos_token": opts["eos_token"], "eos_id": eos_id, "training": training}
-    _write_json(os.path.join(out_dir, FERTILITY_FILE), report)
+    write_json(os.path.join(out_dir, FERTILITY_FILE), report)
     return tokenizer, path, report

@@ -30,6 +30,8 @@ from tqdm.auto import tqdm
 
 from biomed_jax.data.benchmarks import MCQuestion, load_benchmark, render, sample_questions
 from biomed_jax.evaluation.answers import extract_choice, majority_vote
+from biomed_jax.tasks import loglik
+from biomed_jax.run_dir import write_json
 
 METHODS = ("loglik", "top_token", "generate", "cot", "sc_cot")
 
@@ -50,20 +52,20 @@ class EvalModel:
 
 def load_eval_model(checkpoint: str, batch_size: int = 16, max_len: int = 0, tokenizer_path: str = "",
                     mesh=None) -> EvalModel:
-    """A model from a run directory (pretrained, fine-tuned or converted) with its tokenizer."""
+    """A model from a run directory (pretrained, fine-tuned or converted) with its tokenizer; generations
+    stop at the run's end-of-text token."""
+    from biomed_jax import sharding as shd
     from biomed_jax.evaluation.scoring import LoglikScorer
     from biomed_jax.inference.generate import Generator
-    from biomed_jax.inference.text import find_tokenizer, load_tokenizer, special_id
-    from biomed_jax.train.checkpoint import load_params
+    from biomed_jax.run_dir import DEFAULT_MESH, load_run
 
-    model_cfg, params, step = load_params(os.path.join(checkpoint, "checkpoints"), mesh=mesh)
-    tokenizer = load_tokenizer(find_tokenizer(checkpoint, tokenizer_path or None))
-    max_len = min(max_len or model_cfg.max_seq_len, model_cfg.max_seq_len)
-    eos = special_id(tokenizer, ("<|endoftext|>", "</s>", "<eos>"))
-    logging.info("evaluating %s at step %d", checkpoint, step)
-    return EvalModel(scorer=LoglikScorer(model_cfg, params, mesh=mesh, batch_size=batch_size, max_len=max_len),
-                     generator=Generator(model_cfg, params, mesh=mesh), tokenizer=tokenizer, max_len=max_len,
-                     stop_tokens=(eos,) if eos is not None else ())
+    mesh = mesh or shd.make_mesh(DEFAULT_MESH)
+    run = load_run(checkpoint, mesh=mesh, tokenizer=tokenizer_path or None)
+    max_len = min(max_len or run.model_cfg.max_seq_len, run.model_cfg.max_seq_len)
+    logging.info("evaluating %s at step %d", checkpoint, run.step)
+    return EvalModel(scorer=LoglikScorer(run.model_cfg, run.params, mesh=mesh, batch_size=batch_size, max_len=max_len),
+                     generator=Generator(run.model_cfg, run.params, mesh=mesh), tokenizer=run.tokenizer,
+                     max_len=max_len, stop_tokens=(run.eos_id,) if run.eos_id is not None else ())
 
 
 @dataclasses.dataclass
@@ -126,13 +128,18 @@ def _left_truncate(ids: list[int], room: int) -> tuple[list[int], int]:
     return ids[len(ids) - room:], len(ids) - room
 
 
-def run_loglik(model: EvalModel, questions: Sequence[MCQuestion], prompts: Sequence[str]) -> list[dict]:
+def _option_requests(model: EvalModel, prompts: Sequence[str], continuations: Sequence[Sequence[str]]):
+    """(requests, owners): every question's (prompt, continuation) pairs (tasks/loglik.py, the one
+    definition fine-tuning's dev accuracy shares) and the (question, option) each belongs to."""
     requests, owners = [], []
-    for qi, (q, prompt) in enumerate(zip(questions, prompts)):
-        context = model.encode(prompt)
-        for oi, option in enumerate(q.options):
-            requests.append((context, model.encode(" " + option, special=False)))
-            owners.append((qi, oi))
+    for qi, (prompt, texts) in enumerate(zip(prompts, continuations)):
+        requests += loglik.requests(model.tokenizer, prompt, texts)
+        owners += [(qi, oi) for oi in range(len(texts))]
+    return requests, owners
+
+
+def run_loglik(model: EvalModel, questions: Sequence[MCQuestion], prompts: Sequence[str]) -> list[dict]:
+    requests, owners = _option_requests(model, prompts, [[" " + option for option in q.options] for q in questions])
     scores = model.scorer.score(requests)
     per_q = [dict(sum=[0.0] * len(q.options), norm=[0.0] * len(q.options), truncated=0) for q in questions]
     for (qi, oi), (logprob, _, truncated) in zip(owners, scores):
@@ -148,14 +155,9 @@ def run_loglik(model: EvalModel, questions: Sequence[MCQuestion], prompts: Seque
 
 
 def run_top_token(model: EvalModel, questions: Sequence[MCQuestion], prompts: Sequence[str]) -> list[dict]:
-    requests, owners = [], []
-    for qi, (q, prompt) in enumerate(zip(questions, prompts)):
-        context = model.encode(prompt)
-        # " A" is one token in BPE vocabularies; where a small vocabulary splits a label, its whole
-        # token sequence is scored (the probability of emitting that label next).
-        for oi, label in enumerate(q.letters):
-            requests.append((context, model.encode(" " + label, special=False)))
-            owners.append((qi, oi))
+    # " A" is one token in BPE vocabularies; where a small vocabulary splits a label, its whole token
+    # sequence is scored (the probability of emitting that label next).
+    requests, owners = _option_requests(model, prompts, [[" " + label for label in q.letters] for q in questions])
     scores = model.scorer.score(requests)
     per_q = [dict(scores=[0.0] * len(q.options), truncated=0) for q in questions]
     for (qi, oi), (logprob, _, truncated) in zip(owners, scores):
@@ -270,7 +272,7 @@ def evaluate(cfg: Mapping[str, Any], model: EvalModel, workdir: str, data_root: 
         if data.subset:
             result["subset"] = dict(of=data.total, seed=cfg["seed"], ids=[q.id for q in data.questions])
         record = dict(task=name, method=method, result=result, predictions=predictions)
-        _write_json_atomic(path, record)
+        write_json(path, record, indent=1)
     return write_reports(cfg, workdir, plan)
 
 
@@ -284,7 +286,7 @@ def write_reports(cfg: Mapping[str, Any], workdir: str, plan: Sequence[tuple[str
             for p in record["predictions"]:
                 out.write(json.dumps(dict(task=name, method=method, **p)) + "\n")
     os.replace(os.path.join(workdir, "predictions.jsonl.tmp"), os.path.join(workdir, "predictions.jsonl"))
-    _write_json_atomic(os.path.join(workdir, "results.json"), results)
+    write_json(os.path.join(workdir, "results.json"), results, indent=1)
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(results_table(cfg, results))
     return results
@@ -321,9 +323,3 @@ def results_table(cfg: Mapping[str, Any], results: Mapping[str, Mapping[str, dic
         lines.append(f"| {name} | {n}{f' of {of}' if of else ''} | " + " | ".join(cells) + f" | {paper} |\n")
     return "".join(lines)
 
-
-def _write_json_atomic(path: str, value: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(tmp, path)

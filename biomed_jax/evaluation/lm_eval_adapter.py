@@ -12,8 +12,8 @@ shared between a question's options are run once); generation from inference.gen
 
 Tokenization follows lm-eval's Hugging Face backend, so the same run directory scores the same
 tokens under both: `tokenizers`' default special-token handling (add_special_tokens unless the text
-already starts with the prefix token), the prefix token is BOS where tokenizer_config.json names one,
-else the end-of-text token.
+already starts with the prefix token), the prefix token is BOS where the run has one (as its
+tokenizer_config.json states; biomed_jax.run_dir.special_tokens), else the end-of-text token.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from tqdm import tqdm
 
 from biomed_jax.evaluation.scoring import load_scorer
 from biomed_jax.inference import text as text_lib
+from biomed_jax.run_dir import EOS_TOKENS, require_run
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_MAX_GEN_TOKS = 256
-BOS_TOKENS = ("<s>", "<|begin_of_text|>", "<bos>", "[BOS]")
 
 
 def _parse_batch_size(value: Any) -> int:
@@ -49,34 +49,6 @@ def _parse_batch_size(value: Any) -> int:
     if int(value) < 1:
         raise ValueError(f"batch_size must be a positive integer, got {value!r}")
     return int(value)
-
-
-def _token_name(entry: Any) -> str | None:
-    """tokenizer_config.json stores special tokens as a string or as {"content": ...}."""
-    if isinstance(entry, dict):
-        return entry.get("content")
-    return entry if isinstance(entry, str) else None
-
-
-def _special_tokens(run_dir: str, tokenizer) -> tuple[int | None, int | None]:
-    """(bos_id, eos_id) as Hugging Face's tokenizer reports them: from the tokenizer_config.json /
-    special_tokens_map.json the converter copied (a folder that states no BOS has none), else by the
-    usual token names."""
-    for name in ("tokenizer_config.json", "special_tokens_map.json"):
-        path = os.path.join(run_dir, name)
-        if not os.path.isfile(path):
-            continue
-        try:
-            with open(path) as f:
-                config = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
-        if "bos_token" in config or "eos_token" in config:
-            bos_name, eos_name = _token_name(config.get("bos_token")), _token_name(config.get("eos_token"))
-            bos = tokenizer.token_to_id(bos_name) if bos_name else None
-            eos = tokenizer.token_to_id(eos_name) if eos_name else None
-            return bos, eos if eos is not None else text_lib.eos_id(tokenizer)
-    return text_lib.special_id(tokenizer, BOS_TOKENS), text_lib.eos_id(tokenizer)
 
 
 @register_model("biomed_jax")
@@ -96,16 +68,14 @@ class BiomedJaxLM(TemplateLM):
         if device not in (None, "", "cpu", "cuda", "tpu"):
             logger.warning("biomed_jax model: device=%s is ignored; JAX places work on its default backend", device)
         del max_batch_size  # a fixed compiled batch; see batch_size
-        if not pretrained or not os.path.isdir(pretrained):
-            raise FileNotFoundError(f"model_args pretrained={pretrained!r} is not a directory; pass a biomed_jax "
-                                    "run directory (checkpoints/ and tokenizer.json)")
+        require_run(pretrained, "model_args pretrained")
         self.run_dir = pretrained
-        self.scorer, self.tokenizer = load_scorer(
+        self.scorer, run = load_scorer(
             pretrained, step=None if step in (None, "") else int(step), batch_size=_parse_batch_size(batch_size),
             max_len=None if max_length in (None, "") else int(max_length), tokenizer_path=tokenizer)
-        self._bos_id, self._eos_id = _special_tokens(pretrained, self.tokenizer)
+        self.tokenizer, self._bos_id, self._eos_id = run.tokenizer, run.bos_id, run.eos_id
         if self._eos_id is None:
-            raise ValueError(f"the tokenizer of {pretrained} has no end-of-text token ({text_lib.EOS_TOKENS} or "
+            raise ValueError(f"the tokenizer of {pretrained} has no end-of-text token ({EOS_TOKENS} or "
                              "eos_token in tokenizer_config.json); lm-eval needs one")
         self._prefix_id = int(prefix_token_id) if prefix_token_id not in (None, "") else (
             self._bos_id if self._bos_id is not None else self._eos_id)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -37,6 +36,7 @@ from biomed_jax import sharding as shd
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import graphdef_and_abstract_params
 from biomed_jax.models.kv_cache import init_cache
+from biomed_jax.tasks.loglik import target_logprobs
 from biomed_jax.train.state import param_shardings
 
 # A context shared by more options than this is prefilled once per this many options (bounds K).
@@ -86,12 +86,13 @@ def rolling_windows(token_ids: Sequence[int], prefix_id: int, max_len: int) -> l
 
 class LoglikScorer:
     """Scores (context_ids, continuation_ids) requests with a model's params (a pure dict, as
-    train.checkpoint.load_params returns).
+    biomed_jax.run_dir.load_run returns them).
 
     batch_size is the number of contexts per compiled call (rounded up to a multiple of the mesh's
     batch devices); each context carries up to MAX_OPTIONS_PER_PREFILL continuations. max_len (default
     model.max_seq_len) is the most tokens the model reads per request. prefix_id is the token that
-    conditions the first token in `rolling` (lm-eval uses BOS, else EOS).
+    conditions the first token in `rolling` (lm-eval uses BOS, else EOS). `set_params` swaps in another
+    version of the same model (fine-tuning's evaluations) without compiling anything again.
     """
 
     def __init__(self, cfg: ModelConfig, params: Any, mesh: Mesh | None = None, batch_size: int = 16,
@@ -114,19 +115,37 @@ class LoglikScorer:
         batch_devices = 1 if mesh is None else math.prod(mesh.shape[a] for a in shd.BATCH_AXES)
         self._batch_devices = batch_devices
         self.batch_size = -(-batch_size // batch_devices) * batch_devices
+        _, abstract = graphdef_and_abstract_params(cfg)
+        self._abstract = nnx.to_pure_dict(abstract)
+        self._shardings = None
         if mesh is not None:
-            shardings = param_shardings(cfg, mesh, self.rules)
-            params = jax.device_put(params, shardings)  # a no-op where already placed this way
+            self._shardings = param_shardings(cfg, mesh, self.rules)
             rows2 = shd.batch_sharding(mesh, 2)
             rows1 = shd.batch_sharding(mesh, 1)
             options = NamedSharding(mesh, PartitionSpec(None, shd.BATCH_AXES, None))
-            options2 = NamedSharding(mesh, PartitionSpec(None, shd.BATCH_AXES))
-            self._program = jax.jit(self._run, in_shardings=(shardings, rows2, rows1, options, options, options),
-                                    out_shardings=(options2, options2))
+            # The two small results come back replicated: every process of a multi-host mesh can then
+            # read all of them (np.asarray of a batch-sharded array fails where a process lacks shards).
+            replicated = shd.replicated(mesh)
+            self._program = jax.jit(self._run, in_shardings=(self._shardings, rows2, rows1, options, options, options),
+                                    out_shardings=(replicated, replicated))
         else:
             self._program = jax.jit(self._run)
-        self.params = params
+        self.params = None
+        self.set_params(params)
         self._shapes: set[tuple[int, int, int, int]] = set()
+
+    def set_params(self, params: Any) -> None:
+        """Scores with `params` from now on: another version of the same model (same config, e.g. after a
+        fine-tuning epoch), placed with this scorer's shardings so its compiled programs are reused."""
+        expected = jax.tree.map(lambda x: (tuple(x.shape), jnp.dtype(x.dtype)), self._abstract)
+        try:
+            given = jax.tree.map(lambda x: (tuple(x.shape), jnp.dtype(x.dtype)), params)
+        except AttributeError:
+            given = None  # a leaf that is not an array
+        if given != expected:
+            raise ValueError("LoglikScorer.set_params: the params do not match the scorer's model config (other "
+                             "parameter names, shapes or dtypes); build a new LoglikScorer for another model")
+        self.params = params if self._shardings is None else jax.device_put(params, self._shardings)
 
     # ----------------------------------------------------------------------------- the compiled program
 
@@ -159,8 +178,7 @@ class LoglikScorer:
             def chunk_scores(ys):
                 h, t = ys
                 logits = model.logits(h)  # (batch, chunk, vocab) float32
-                target_logit = jnp.take_along_axis(logits, t[..., None], axis=-1)[..., 0]
-                logprob = target_logit - jax.nn.logsumexp(logits, axis=-1)
+                logprob = target_logprobs(logits, t)   # the definition fine-tuning's loss shares
                 return logprob, jnp.argmax(logits, axis=-1) == t
 
             n_chunks = cont_bucket // chunk
@@ -274,19 +292,14 @@ class LoglikScorer:
 
 def load_scorer(checkpoint_dir: str, *, step: int | None = None, mesh: Mesh | None = None, batch_size: int = 16,
                 max_len: int | None = None, tokenizer_path: str | None = None):
-    """(LoglikScorer, tokenizers.Tokenizer) for a run directory: params from DIR/checkpoints (orbax),
-    the tokenizer from DIR/tokenizer.json (experiments.convert copies it from a Hugging Face folder).
+    """(LoglikScorer, biomed_jax.run_dir.Run) for a run directory: the run gives the tokenizer and its
+    BOS/EOS ids, the scorer holds the params (the run's reference is dropped). The scorer's prefix_id is
+    the run's end-of-text id where it has one (lm-eval's default)."""
+    from biomed_jax.run_dir import DEFAULT_MESH, load_run
 
-    The scorer's prefix_id is the tokenizer's end-of-text id where it has one (lm-eval's default).
-    """
-    from biomed_jax.inference.text import eos_id, find_tokenizer, load_tokenizer
-    from biomed_jax.train.checkpoint import load_params
-
-    if not os.path.isdir(checkpoint_dir):
-        raise FileNotFoundError(f"checkpoint directory {checkpoint_dir} does not exist")
-    tokenizer = load_tokenizer(find_tokenizer(checkpoint_dir, tokenizer_path))
-    mesh = mesh or shd.make_mesh(dict(data=1, fsdp=-1, tensor=1))
-    cfg, params, _ = load_params(os.path.join(checkpoint_dir, "checkpoints"), step=step, mesh=mesh)
-    scorer = LoglikScorer(cfg, params, mesh=mesh, batch_size=batch_size, max_len=max_len,
-                          prefix_id=eos_id(tokenizer))
-    return scorer, tokenizer
+    mesh = mesh or shd.make_mesh(DEFAULT_MESH)
+    run = load_run(checkpoint_dir, step=step, mesh=mesh, tokenizer=tokenizer_path)
+    scorer = LoglikScorer(run.model_cfg, run.params, mesh=mesh, batch_size=batch_size, max_len=max_len,
+                          prefix_id=run.eos_id)
+    run.params = None  # the scorer holds them
+    return scorer, run

@@ -139,7 +139,7 @@ def cache_shardings(cfg: ModelConfig, mesh: Mesh, rules: Mapping[str, Any] | Non
 
 
 class Generator:
-    """Generates from a model's params (a pure dict, e.g. from train.checkpoint.load_params).
+    """Generates from a model's params (a pure dict, e.g. biomed_jax.run_dir.load_run(...).params).
 
     Compiled programs are cached per static shape, so repeated calls (e.g. interactive prompts of
     similar length) reuse them. With a `mesh`, params should already be placed on it; batches are

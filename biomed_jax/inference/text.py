@@ -1,46 +1,22 @@
-"""Text <-> token ids for generation, with the HF `tokenizers` library (tokenizer.json files)."""
+"""Text <-> token ids for generation, with the HF `tokenizers` library (tokenizer.json files).
+
+Finding and loading a run's tokenizer and its BOS/EOS ids is biomed_jax.run_dir's job; what is here is
+what only generating text needs: pad tokens, stop strings and cutting a completion at them.
+"""
 
 from __future__ import annotations
 
-import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from tokenizers import Tokenizer
 
-# Names end-of-text tokens go by in GPT-2, Llama-2/3 and SentencePiece-converted vocabularies.
-EOS_TOKENS = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<|eot_id|>", "<eos>", "[EOS]")
+# Names padding tokens go by; a tokenizer with none pads with its end-of-text token.
 PAD_TOKENS = ("<pad>", "[PAD]", "<|pad|>")
 
 
-def find_tokenizer(run_dir: str, override: str | None = None) -> str:
-    """The tokenizer.json to use: `override`, else RUN_DIR/tokenizer.json (which hf_to_jax copies)."""
-    path = override or os.path.join(run_dir, "tokenizer.json")
-    if not os.path.isfile(path):
-        hint = "" if override else " (experiments.convert copies it from the Hugging Face folder)"
-        raise FileNotFoundError(f"tokenizer file {path} not found{hint}; pass --tokenizer=PATH/tokenizer.json")
-    return path
-
-
-def load_tokenizer(path: str) -> Tokenizer:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"tokenizer file {path} not found")
-    try:
-        return Tokenizer.from_file(path)
-    except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
-        raise ValueError(f"{path} is not a valid tokenizers tokenizer.json: {e}") from None
-
-
-def special_id(tokenizer: Tokenizer, names: Iterable[str]) -> int | None:
-    """The id of the first of `names` the vocabulary has, or None."""
-    for name in names:
-        token_id = tokenizer.token_to_id(name)
-        if token_id is not None:
-            return token_id
-    return None
-
-
-def eos_id(tokenizer: Tokenizer) -> int | None:
-    return special_id(tokenizer, EOS_TOKENS)
+def pad_id(tokenizer: Tokenizer) -> int | None:
+    """The id of the vocabulary's padding token (the first of PAD_TOKENS it has), or None."""
+    return next((i for i in map(tokenizer.token_to_id, PAD_TOKENS) if i is not None), None)
 
 
 def stop_string_ids(tokenizer: Tokenizer, stop_strings: Sequence[str]) -> list[int]:

@@ -67,6 +67,11 @@ class Decoder(nnx.Module):
         segment_ids so documents never attend across boundaries.
         """
         cfg = self.cfg
+        if cfg.positions == "learned" and tokens.shape[1] > cfg.max_seq_len:
+            # The position table has max_seq_len rows; a lookup past it would read NaN (jnp.take's fill).
+            raise ValueError(f"a sequence of {tokens.shape[1]} tokens is longer than model.max_seq_len "
+                             f"({cfg.max_seq_len}) of this learned-position model, which has no position "
+                             "embedding past it; shorten the sequences (max_len / train.seq_len)")
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
         x = self._embed(tokens, positions)

@@ -1,4 +1,4 @@
-"""Ahead-of-time compile check: does a pretraining config's train step fit the accelerator's memory?
+"""Ahead-of-time compile check: does a pretraining or fine-tuning config's train step fit the accelerator's memory?
 
 The train step is lowered from abstract shapes (ShapeDtypeStructs carrying their shardings) and
 compiled; XLA's buffer assignment then reports the per-device bytes of arguments, outputs, donated
@@ -21,13 +21,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from biomed_jax import sharding as shd
 from biomed_jax.models import dots
 from biomed_jax.models.info import model_info
-from biomed_jax.train.setup import train_setup
-from biomed_jax.train.state import abstract_train_state
 
 GIB = 1024 ** 3
 
@@ -63,11 +60,12 @@ def abstract_batch(batch_size: int, seq_len: int, mesh: jax.sharding.Mesh) -> di
 
 
 def per_device_bytes(tree: Any) -> int:
-    """Bytes one device holds of a tree of sharded ShapeDtypeStructs (the largest shard of each leaf)."""
+    """Bytes one device holds of a tree of sharded ShapeDtypeStructs (the largest shard of each leaf);
+    sub-byte types (nf4's uint4) count at their bit width, packed, as XLA stores them."""
     total = 0
     for leaf in jax.tree.leaves(tree):
         shape = leaf.sharding.shard_shape(leaf.shape) if leaf.sharding is not None else leaf.shape
-        total += math.prod(shape) * np.dtype(leaf.dtype).itemsize
+        total += -(-math.prod(shape) * jax.dtypes.itemsize_bits(leaf.dtype) // 8)
     return total
 
 
@@ -81,28 +79,50 @@ def _accelerator_config(cfg: ml_collections.ConfigDict) -> ml_collections.Config
     return cfg
 
 
+def is_finetuning(cfg: ml_collections.ConfigDict) -> bool:
+    """Whether `cfg` is a fine-tuning config (configs/finetune_*.py) rather than a pretraining one."""
+    return "kind" in cfg and "method" in cfg
+
+
 def compile_train_step(cfg: ml_collections.ConfigDict, devices: list | None = None) -> dict:
-    """Lowers and compiles the pretraining train step of `cfg` from abstract shapes; returns its report.
+    """Lowers and compiles the train step of `cfg`, a pretraining or a fine-tuning config, from abstract
+    shapes; returns its report.
 
-    Built by the training loop's own builder (biomed_jax/train/setup.py: config validation, mesh,
-    sharding rules, optimizer, state shardings, microbatched step with the state donated), so a config
-    that compiles here compiles there. `devices` defaults to all of jax.devices(). Raises ValueError naming the
-    config field when the config is inconsistent (e.g. a batch the mesh's batch shards do not divide).
+    Built by the run's own builders (tasks/pretraining.py build_trainer, tasks/finetuning.py
+    build_for_compile: config validation, mesh, sharding rules, optimizer, the model split into trainable,
+    frozen (LoRA's int8/nf4 base) and RNG state, the trainer's microbatched step with the state donated),
+    so a config that compiles here compiles there. A fine-tuning config stands its `model` preset in for
+    init_checkpoint when that is empty (only the architecture matters). `devices` defaults to all of
+    jax.devices(). Raises ValueError naming the config field when the config is inconsistent (e.g. a batch
+    the mesh's batch shards do not divide).
 
-    Returned bytes are per device: argument (state + batch shard), output, alias (outputs written
-    into donated inputs), temp (activations, gradients, collectives' buffers) and generated code.
+    Returned bytes are per device: argument (state + frozen base + batch shard), output, alias (outputs
+    written into donated inputs), temp (activations, gradients, collectives' buffers) and generated code.
     peak_bytes = argument + output - alias + temp, the most the step holds at once.
     """
     devices = list(jax.devices() if devices is None else devices)
-    cfg = _accelerator_config(cfg)
-    setup = train_setup(cfg, devices)
-    model_cfg, mesh, train = setup.model_cfg, setup.mesh, cfg.train
-    state = abstract_train_state(model_cfg, setup.tx, setup.shardings)  # ShapeDtypeStructs: nothing allocated
-    batch = abstract_batch(train.batch_size, train.seq_len, mesh)
+    if is_finetuning(cfg):
+        from biomed_jax.tasks.finetuning import build_for_compile
+
+        built = build_for_compile(cfg, cfg.kind, devices)
+        trainer, frozen, batch, model_cfg = built["trainer"], built["frozen"], built["batch"], built["model_cfg"]
+        seq_len, what = cfg.max_len, f"{cfg.kind} {cfg.method}" + (f" ({cfg.head} head)" if cfg.kind == "mcq" else "")
+        extra = {"task": what, "trainable_params": built["n_trainable"], "total_params": built["n_total"],
+                 "frozen_bytes_per_device": per_device_bytes(frozen)}
+    else:
+        from biomed_jax.tasks import pretraining
+
+        cfg = _accelerator_config(cfg)
+        trainer = pretraining.build_trainer(cfg, workdir="", devices=devices)
+        model_cfg = pretraining.setup(cfg, devices).model_cfg
+        frozen, seq_len, what, extra = {}, cfg.train.seq_len, "pretraining", {}
+        batch = abstract_batch(cfg.train.batch_size, seq_len, trainer.mesh)
+    mesh, train = trainer.mesh, cfg.train
+    state = trainer.abstract_state()  # ShapeDtypeStructs: nothing allocated
 
     t0 = time.perf_counter()
     with dots.accelerator_products():  # the accelerator's products, not the CPU-specific layouts
-        lowered = setup.train_step.lower(state, batch)
+        lowered = trainer.train_step.lower(state, frozen, batch)
     t1 = time.perf_counter()
     compiled = lowered.compile()
     t2 = time.perf_counter()
@@ -122,14 +142,15 @@ def compile_train_step(cfg: ml_collections.ConfigDict, devices: list | None = No
     # XLA's own heap-simulated peak, where the backend computes one. XLA:CPU reports a figure close
     # to the argument bytes alone (temporaries left out), so it is not reported there.
     xla_peak = int(getattr(stats, "peak_memory_in_bytes", 0) or 0) if jax.default_backend() != "cpu" else 0
-    info = model_info(model_cfg, train.seq_len)
+    info = model_info(model_cfg, seq_len)
     return {
         "preset": cfg.get("preset"),
+        "step": what,
         "backend": jax.default_backend(),
         "n_devices": len(devices),
         "mesh_shape": dict(mesh.shape),
         "global_batch": train.batch_size,
-        "seq_len": train.seq_len,
+        "seq_len": seq_len,
         "microbatches": train.microbatches,
         "per_device_microbatch": train.batch_size // train.microbatches // (mesh.shape["data"] * mesh.shape["fsdp"]),
         "n_params": info["n_params"],
@@ -137,9 +158,10 @@ def compile_train_step(cfg: ml_collections.ConfigDict, devices: list | None = No
         "compute_dtype": model_cfg.dtype,
         "remat": model_cfg.remat,
         "attention": model_cfg.attention_impl,
-        "state_bytes_per_device": per_device_bytes(state),  # params + optimizer state, from shardings
+        "state_bytes_per_device": per_device_bytes(state),  # trainable params + optimizer state, from shardings
         "lower_seconds": round(t1 - t0, 2),
         "compile_seconds": round(t2 - t1, 2),
+        **extra,
         **memory,
         **({"xla_peak_bytes": xla_peak} if xla_peak else {}),
     }

@@ -8,17 +8,10 @@ asynchronous (training continues while arrays are written) and only the last `ke
 from __future__ import annotations
 
 import os
-from typing import Any
 
-import jax
 import orbax.checkpoint as ocp
-from flax import nnx
-from jax.sharding import Mesh
 
-from biomed_jax import sharding as shd
-from biomed_jax.models.config import ModelConfig
-from biomed_jax.models.decoder import graphdef_and_abstract_params
-from biomed_jax.train.state import TrainState, param_shardings
+from biomed_jax.train.state import TrainState
 
 
 class RunCheckpoints:
@@ -75,14 +68,19 @@ class RunCheckpoints:
         )
         return restored["state"], dict(restored["data"])
 
-    def restore_params(self, step: int, abstract_params: Any, key: str = "params") -> Any:
-        """Only state[key] of the saved state (partial restore: optimizer moments are not read);
-        `key` is "adapter" for a fine-tuning run's adapter/ checkpoint."""
-        target = {key: abstract_params}
+    def saved_shapes(self, step: int) -> dict:
+        """The saved state's tree with each array as its metadata (.shape, .dtype), reading no array."""
+        metadata = ocp.PyTreeCheckpointer().metadata(os.path.join(self.directory, str(step), "state"))
+        return dict(metadata.item_metadata.tree)
+
+    def restore_trees(self, step: int, target: dict) -> dict:
+        """Only the top-level trees of the saved state that `target` names (a partial restore: a run's
+        "params" without its optimizer moments, a fine-tuning run's "adapter" or "head"), placed with the
+        shardings of `target`'s ShapeDtypeStructs."""
         restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
             item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
             partial_restore=True)))
-        return restored["state"][key]
+        return dict(restored["state"])
 
     def wait(self) -> None:
         """Blocks until any asynchronous save has been committed to disk."""
@@ -91,28 +89,3 @@ class RunCheckpoints:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
-
-
-def load_params(checkpoint_dir: str, step: int | None = None, mesh: Mesh | None = None,
-                rules=None) -> tuple[ModelConfig, dict, int]:
-    """(model config, params placed sharded over `mesh`, step) from a run's checkpoints directory.
-
-    Only the parameters are read (no optimizer state): what fine-tuning, evaluation, generation
-    and export start from. `step` defaults to the latest; `mesh` to all devices as FSDP.
-    """
-    if not os.path.isdir(checkpoint_dir):
-        raise FileNotFoundError(f"checkpoint directory {checkpoint_dir} does not exist")
-    checkpoints = RunCheckpoints(checkpoint_dir)
-    try:
-        step = checkpoints.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no finished checkpoint in {checkpoints.directory}")
-        model_cfg = ModelConfig.from_dict(checkpoints.read_meta(step)["model"])
-        mesh = mesh or shd.make_mesh(dict(data=1, fsdp=-1, tensor=1))
-        shardings = param_shardings(model_cfg, mesh, shd.rules_dict(rules))
-        _, abstract = graphdef_and_abstract_params(model_cfg)
-        target = jax.tree.map(lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                              nnx.to_pure_dict(abstract), shardings)
-        return model_cfg, checkpoints.restore_params(step, target), step
-    finally:
-        checkpoints.close()

@@ -1,7 +1,9 @@
-"""The train state (step, params, optimizer state), created directly in its sharded layout.
+"""The train state (step, trainable params, optimizer state, RNG state), created directly in its sharded
+layout.
 
 Params are a plain nested dict of arrays (nnx.merge(graphdef, params) rebuilds the model inside
-jit), which keeps optax, orbax and the sharding rules working on ordinary pytrees.
+jit), which keeps optax, orbax and the sharding rules working on ordinary pytrees. `rngs` is the
+model's nnx RNG state where it draws random numbers while training (LoRA dropout), else empty.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class TrainState:
     step: jax.Array
     params: Any
     opt_state: Any
+    rngs: Any = struct.field(default_factory=dict)
 
 
 def param_shardings(cfg: ModelConfig, mesh: Mesh, rules: Mapping[str, Any]) -> dict:
@@ -35,13 +38,16 @@ def state_shardings(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Me
                     rules: Mapping[str, Any]) -> TrainState:
     """Shardings for every leaf of the TrainState: optimizer moments follow their parameter."""
     p_shardings = param_shardings(cfg, mesh, rules)
-    abstract_opt = jax.eval_shape(tx.init, jax.eval_shape(lambda: init_params(cfg, jax.random.key(0))))
-    replicated = shd.replicated(mesh)
-    opt_shardings = optax.tree_map_params(
-        tx, lambda _, sharding: sharding, abstract_opt, p_shardings,
-        transform_non_params=lambda _: replicated,
-        is_leaf=lambda x: isinstance(x, NamedSharding))
-    return TrainState(step=replicated, params=p_shardings, opt_state=opt_shardings)
+    abstract = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
+    return TrainState(step=shd.replicated(mesh), params=p_shardings,
+                      opt_state=opt_state_shardings(tx, abstract, p_shardings, mesh))
+
+
+def opt_state_shardings(tx: optax.GradientTransformation, abstract_params: Any, p_shardings: Any, mesh: Mesh) -> Any:
+    """Shardings of tx's state: each moment follows its parameter, counters are replicated."""
+    return optax.tree_map_params(
+        tx, lambda _, sharding: sharding, jax.eval_shape(tx.init, abstract_params), p_shardings,
+        transform_non_params=lambda _: shd.replicated(mesh), is_leaf=lambda x: isinstance(x, NamedSharding))
 
 
 def create_train_state(cfg: ModelConfig, tx: optax.GradientTransformation, rng: jax.Array,

@@ -1,8 +1,19 @@
-"""Jitted train and eval steps: sharded in and out, the state donated, microbatches accumulated.
+"""The jitted train and eval steps of every run: sharded in and out, the state donated, microbatches
+accumulated. What is trained is a task's loss (biomed_jax/tasks); the step does not know which task.
 
-A batch is a dict of (global_batch, seq) arrays: `inputs`, `targets`, `loss_mask` and optionally
-`positions` and `segment_ids` (packed documents). The loss is the token-weighted mean of the fp32
-cross-entropy over every unmasked target in the global batch, whatever the microbatching.
+A task's loss is `loss(model, batch) -> (loss_sum, sums)`: the summed loss of the batch and a dict of
+summed metrics (correct answers, say), both float32, and `weight(batch)` is what the sums are divided by
+(unmasked target tokens for language modelling, real examples for a classifier). The train step's loss
+is the weight-weighted mean over the whole global batch, whatever the microbatching:
+
+    loss = sum_m loss_sum_m / W,   W = sum_m weight_m  (computed from the batch before the forward)
+
+and its gradient is sum_m grad(loss_sum_m / W), accumulated in float32 over `n_microbatches` slices of
+the batch. Differentiating loss_sum / W scales the backward pass's first cotangent instead of dividing
+every gradient afterwards (one pass over the parameters fewer). Only `state.params`, the trainable part,
+is differentiated and has optimizer state; `frozen` (a LoRA run's base weights, quantized or not) is an
+argument of the step, never donated, never differentiated, and `state.rngs` (LoRA dropout's RNG counters)
+advances with every forward pass.
 """
 
 from __future__ import annotations
@@ -19,15 +30,16 @@ from biomed_jax import sharding as shd
 from biomed_jax.train.state import TrainState
 
 Batch = Mapping[str, jax.Array]
+# loss(model, batch) -> (summed loss, {name: summed metric}); weight(batch) -> the mean's denominator.
+LossFn = Callable[[nnx.Module, Batch], tuple[jax.Array, dict[str, jax.Array]]]
+WeightFn = Callable[[Batch], jax.Array]
 
 
-def token_loss_sum(graphdef, params, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    """(sum of masked token cross-entropies, number of unmasked tokens), both fp32."""
-    model = nnx.merge(graphdef, params)
-    logits = model(batch["inputs"], batch.get("positions"), batch.get("segment_ids"))
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
-    weights = batch["loss_mask"].astype(jnp.float32)
-    return jnp.sum(losses * weights), jnp.sum(weights)
+def merge_model(graphdef, params, rngs, frozen) -> nnx.Module:
+    """The module from its split parts; empty parts (a pretraining run has no rngs and no frozen base)
+    are left out, so a plain model merges from its params alone."""
+    parts = [part for part in (rngs, frozen) if part]
+    return nnx.merge(graphdef, params, *parts)
 
 
 def _split_microbatches(batch: Batch, n: int) -> Batch:
@@ -41,44 +53,49 @@ def _split_microbatches(batch: Batch, n: int) -> Batch:
     return {k: split(v) for k, v in batch.items()}
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, schedule: optax.Schedule,
-                    mesh: Mesh, rules: Mapping[str, Any], state_shardings: TrainState,
-                    n_microbatches: int = 1) -> Callable:
-    """jit(step)(state, batch) -> (state, metrics), with in/out shardings and the state donated."""
+def make_train_step(graphdef, loss: LossFn, weight: WeightFn, tx: optax.GradientTransformation,
+                    schedule: optax.Schedule, mesh: Mesh, rules: Mapping[str, Any], state_shardings: TrainState,
+                    frozen_shardings: Any = None, n_microbatches: int = 1) -> Callable:
+    """jit(step)(state, frozen, batch) -> (state, metrics), with in/out shardings and the state donated.
 
-    def grads_and_loss(params, batch, denom):
-        """Gradients of the loss mean (the loss sum over the batch's `denom` tokens) and the loss sum.
+    metrics: loss (the weighted mean), grad_norm, lr, weight (the global batch's denominator) and each of
+    the task's sums divided by the weight (accuracy, say)."""
 
-        Differentiating loss_sum / denom scales the backward pass's first cotangent, not every gradient
-        afterwards (one pass over all parameters fewer)."""
-
-        def mean_loss(p, b):
-            loss_sum, _ = token_loss_sum(graphdef, p, b)
-            return loss_sum / denom, loss_sum
+    def grads_and_sums(params, rngs, frozen, batch, denom):
+        def mean_loss(p, r, b):
+            model = merge_model(graphdef, p, r, frozen)
+            loss_sum, sums = loss(model, b)
+            r = nnx.state(model, nnx.RngState) if r else r
+            return loss_sum / denom, (loss_sum, sums, r)
 
         grad_fn = jax.value_and_grad(mean_loss, has_aux=True)
         if n_microbatches == 1:
-            (_, loss_sum), grads = grad_fn(params, batch)
-            return grads, loss_sum
+            (_, (loss_sum, sums, rngs)), grads = grad_fn(params, rngs, batch)
+            return grads, loss_sum, sums, rngs
 
         def accumulate(carry, micro):
-            grad_acc, loss_acc = carry
+            grad_acc, loss_acc, sums_acc, r = carry
             micro = {k: shd.constrain(v, ("activation_batch",) + (None,) * (v.ndim - 1))
                      for k, v in micro.items()}
-            (_, loss_sum), grads = grad_fn(params, micro)
+            (_, (loss_sum, sums, r)), grads = grad_fn(params, r, micro)
             grad_acc = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), grad_acc, grads)
-            return (grad_acc, loss_acc + loss_sum), None
+            sums_acc = jax.tree.map(jnp.add, sums_acc, sums)
+            return (grad_acc, loss_acc + loss_sum, sums_acc, r), None
 
+        micro = _split_microbatches(batch, n_microbatches)
+        first = jax.tree.map(lambda x: x[0], micro)
+        zero_sums = jax.tree.map(jnp.zeros_like,
+                                 jax.eval_shape(lambda: loss(merge_model(graphdef, params, rngs, frozen), first)[1]))
         zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
-        (grads, loss_sum), _ = jax.lax.scan(
-            accumulate, (zeros, jnp.zeros((), jnp.float32)), _split_microbatches(batch, n_microbatches))
-        return grads, loss_sum
+        (grads, loss_sum, sums, rngs), _ = jax.lax.scan(
+            accumulate, (zeros, jnp.zeros((), jnp.float32), zero_sums, rngs), micro)
+        return grads, loss_sum, sums, rngs
 
-    def train_step(state: TrainState, batch: Batch):
+    def train_step(state: TrainState, frozen, batch: Batch):
         with shd.activation_sharding(mesh, rules):
-            n_tokens = jnp.sum(batch["loss_mask"].astype(jnp.float32))
-            denom = jnp.maximum(n_tokens, 1.0)
-            grads, loss_sum = grads_and_loss(state.params, batch, denom)
+            total_weight = weight(batch).astype(jnp.float32)
+            denom = jnp.maximum(total_weight, 1.0)
+            grads, loss_sum, sums, rngs = grads_and_sums(state.params, state.rngs, frozen, batch, denom)
             grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
             grads = jax.lax.with_sharding_constraint(grads, state_shardings.params)
             updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -87,24 +104,30 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, schedule: optax.
             "loss": loss_sum / denom,
             "grad_norm": optax.tree.norm(grads),
             "lr": schedule(state.step),
-            "tokens": n_tokens,
+            "weight": total_weight,
+            **{name: value / denom for name, value in sums.items()},
         }
-        return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+        return TrainState(step=state.step + 1, params=params, opt_state=opt_state, rngs=rngs), metrics
 
     return jax.jit(
         train_step,
-        in_shardings=(state_shardings, shd.batch_sharding(mesh)),  # a prefix: every batch array
+        # P(batch axes) on every batch array: the leading axis split, the rest replicated, at any rank.
+        in_shardings=(state_shardings, frozen_shardings, shd.batch_sharding(mesh, 1)),
         out_shardings=(state_shardings, shd.replicated(mesh)),
         donate_argnums=0,
     )
 
 
-def make_eval_step(graphdef, mesh: Mesh, rules: Mapping[str, Any], param_shardings: Any) -> Callable:
-    """jit(step)(params, batch) -> (loss_sum, n_tokens) for exact corpus-level validation loss."""
+def make_eval_step(graphdef, loss: LossFn, weight: WeightFn, mesh: Mesh, rules: Mapping[str, Any],
+                   param_shardings: Any, rngs_shardings: Any = None, frozen_shardings: Any = None) -> Callable:
+    """jit(step)(params, rngs, frozen, batch) -> {"loss_sum", "weight", **sums}, replicated: exact
+    corpus-level metrics are sums over batches divided once at the end."""
 
-    def eval_step(params, batch):
+    def eval_step(params, rngs, frozen, batch):
         with shd.activation_sharding(mesh, rules):
-            return token_loss_sum(graphdef, params, batch)
+            loss_sum, sums = loss(merge_model(graphdef, params, rngs, frozen), batch)
+            return {"loss_sum": loss_sum, "weight": weight(batch).astype(jnp.float32), **sums}
 
-    return jax.jit(eval_step, in_shardings=(param_shardings, shd.batch_sharding(mesh)),
+    return jax.jit(eval_step, in_shardings=(param_shardings, rngs_shardings, frozen_shardings,
+                                            shd.batch_sharding(mesh, 1)),
                    out_shardings=shd.replicated(mesh))
