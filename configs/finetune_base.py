@@ -8,6 +8,11 @@
                       limit > 0 keeps that many questions of each split, a sample drawn from train.seed
                       and stratified by answer label (never the file's first questions)
     data_root         where task paths point; empty with a `world` section = generate the synthetic world
+    max_len           tokens per example, at most the model's context (checked before anything compiles)
+    train             epochs; batch_size, the effective batch of each update, split into `microbatches`
+                      (gradient accumulation); eval_every (0: evaluate at epoch ends only); seed
+    checkpoint, logging, distributed, mesh
+                      as in pretraining (configs/run_sections.py): the same trainer runs both
 """
 
 from __future__ import annotations
