@@ -54,13 +54,13 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
     elif preset == "pubmed":
         cfg.sources = ml_collections.ConfigDict(dict(
             abstracts=_source("pubmed_xml", "pubmed/*.xml.gz,pubmed/*.xml"),
-            papers=_source("pmc_jats", "pmc/**/*.nxml"),
+            papers=_source("pmc_jats", "pmc/**/*.nxml,pmc/**/*.tar.gz"),   # JATS files or OA bulk packages
         ))
     else:
         cfg.sources = ml_collections.ConfigDict(dict(
             guidelines=_source("jsonl", "guidelines/*.jsonl", epochs=2.0),
             abstracts=_source("pubmed_xml", "pubmed/*.xml.gz,pubmed/*.xml"),
-            papers=_source("pmc_jats", "pmc/**/*.nxml"),
+            papers=_source("pmc_jats", "pmc/**/*.nxml,pmc/**/*.tar.gz"),   # JATS files or OA bulk packages
             replay=_source("jsonl", "replay/*.jsonl", fraction=0.01),
         ))
 

@@ -75,15 +75,18 @@ def test_unknown_unicode_form_raises():
 
 
 # ----------------------------------------------------------------------------------------------------
-# Cleaner filters
+# Cleaner filters and the keeper rule
 
 
-def test_exact_duplicate_dropped_case_and_whitespace_insensitively_keeping_the_first():
+def _kept_ids(cleaner: Cleaner, docs) -> list[str]:
+    return [doc.id for doc in cleaner.clean(docs)]
+
+
+def test_exact_duplicate_dropped_case_and_whitespace_insensitively_keeping_the_smallest_id():
+    docs = [_doc("ASPIRIN reduces platelet\n\naggregation.", "b"), _doc("Aspirin reduces   platelet aggregation.", "a"),
+            _doc("Aspirin reduces platelet aggregation!", "c")]
     cleaner = _cleaner(near_dedup=False)
-    first = cleaner.process(_doc("Aspirin reduces   platelet aggregation.", "a"))
-    assert first is not None and first.id == "a"
-    assert cleaner.process(_doc("ASPIRIN reduces platelet\n\naggregation.", "b")) is None
-    assert cleaner.process(_doc("Aspirin reduces platelet aggregation!", "c")) is not None
+    assert _kept_ids(cleaner, docs) == ["a", "c"]     # "a" is kept although "b" was read first
     report = cleaner.report()
     assert report["total"]["exact_duplicate"] == 1 and report["total"]["kept"] == 2
     assert report["examples"]["exact_duplicate"] == [
@@ -93,47 +96,53 @@ def test_exact_duplicate_dropped_case_and_whitespace_insensitively_keeping_the_f
 
 def test_exact_dedup_can_be_turned_off():
     cleaner = _cleaner(exact_dedup=False, near_dedup=False)
-    assert cleaner.process(_doc("same text here", "a")) is not None
-    assert cleaner.process(_doc("same text here", "b")) is not None
+    assert _kept_ids(cleaner, [_doc("same text here", "a"), _doc("same text here", "b")]) == ["a", "b"]
 
 
 def test_near_duplicate_dropped_at_0_8_kept_at_0_99_and_different_doc_kept():
     original = _long_text(seed=1)
     near = _with_words_changed(original, (100, 200))    # true Jaccard of 5-word shingles ~ 0.93
     other = _long_text(seed=2)
+    docs = [_doc(near, "b-near"), _doc(original, "a-orig"), _doc(other, "c-other")]
 
     strict = _cleaner(jaccard_threshold=0.8)
-    assert strict.process(_doc(original, "orig")) is not None
-    assert strict.process(_doc(near, "near")) is None
-    assert strict.process(_doc(other, "other")) is not None
+    assert _kept_ids(strict, docs) == ["a-orig", "c-other"]   # "b-near" ranks after "a-orig": it goes
     assert strict.report()["total"]["near_duplicate"] == 1
-    assert strict.report()["examples"]["near_duplicate"][0]["duplicate_of"] == "abstracts/orig"
-
-    lenient = _cleaner(jaccard_threshold=0.99)
-    assert lenient.process(_doc(original, "orig")) is not None
-    assert lenient.process(_doc(near, "near")) is not None
-    assert lenient.report()["total"]["near_duplicate"] == 0
-
-    off = _cleaner(near_dedup=False)
-    assert off.process(_doc(original, "orig")) is not None
-    assert off.process(_doc(near, "near")) is not None
+    assert strict.report()["examples"]["near_duplicate"][0]["duplicate_of"] == "abstracts/a-orig"
+    assert _kept_ids(_cleaner(jaccard_threshold=0.99), docs) == ["b-near", "a-orig", "c-other"]
+    assert _kept_ids(_cleaner(near_dedup=False), docs) == ["b-near", "a-orig", "c-other"]
 
 
 def test_threshold_is_sharp_pairs_above_all_dropped_pairs_well_below_all_kept():
     """LSH banding alone drops a pair at J=0.9 only ~93% of the time at threshold 0.8; with candidates
     verified by estimated Jaccard every such pair goes, and pairs at J~0.6 all stay."""
-    cleaner = _cleaner(jaccard_threshold=0.8)
-    close, far = [], []
+    docs = []
     for seed in range(100, 120):
         original = _long_text(seed)
-        assert cleaner.process(_doc(original, f"o{seed}")) is not None
-        close.append(_with_words_changed(original, (60, 150, 240)))              # J = 281/311 ~ 0.90
-        far.append(_with_words_changed(original, tuple(range(10, 300, 20))))    # J = 221/371 ~ 0.60
-    assert [cleaner.process(_doc(text, f"c{i}")) for i, text in enumerate(close)] == [None] * 20
-    assert all(cleaner.process(_doc(text, f"f{i}")) is not None for i, text in enumerate(far))
+        docs.append(_doc(original, f"o{seed}"))
+        docs.append(_doc(_with_words_changed(original, (60, 150, 240)), f"x{seed}"))       # J = 281/311 ~ 0.90
+        docs.append(_doc(_with_words_changed(original, tuple(range(10, 300, 20))), f"f{seed}"))  # J ~ 0.60
+    cleaner = _cleaner(jaccard_threshold=0.8)
+    kept = set(_kept_ids(cleaner, docs))
+    assert kept == {f"{kind}{seed}" for kind in "of" for seed in range(100, 120)}
     report = cleaner.report()
     assert report["total"]["near_duplicate"] == 20
     assert report["lsh"]["candidates"]["checked"] >= 20
+
+
+def test_keeper_rule_does_not_depend_on_reading_order():
+    """The same documents in any order (a Beam pipeline's workers finish in any order) keep the same
+    ones, ranked by (source priority, id): the config's first source wins across sources."""
+    a, b = _long_text(seed=30), _long_text(seed=31)
+    docs = [_doc(a, "5"), _doc(a.upper(), "2", source="replay"), _doc(_with_words_changed(a, (40,)), "1"),
+            _doc(b, "9", source="replay"), _doc(_with_words_changed(b, (7, 90)), "3"), _doc(_long_text(32), "4")]
+    outcomes = []
+    for order in (docs, docs[::-1], docs[2:] + docs[:2]):
+        cleaner = Cleaner(dict(min_chars=0, min_words=0), seed=0, priorities={"abstracts": 0, "replay": 1})
+        outcomes.append((sorted(_kept_ids(cleaner, order)), cleaner.report()))
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    # "1" (abstracts) outranks its exact and near copies; "3" (abstracts) outranks replay's "9".
+    assert outcomes[0][0] == ["1", "3", "4"]
 
 
 def test_estimated_jaccard_tracks_the_true_one():
@@ -147,9 +156,9 @@ def test_estimated_jaccard_tracks_the_true_one():
 
 def test_too_short_by_chars_and_by_words():
     cleaner = _cleaner(min_chars=20, min_words=4, near_dedup=False)
-    assert cleaner.process(_doc("short text", "chars")) is None                      # 10 chars
-    assert cleaner.process(_doc("supercalifragilistic expialidocious", "words")) is None  # 2 words
-    assert cleaner.process(_doc("four words long enough here", "ok")) is not None
+    docs = [_doc("short text", "chars"), _doc("supercalifragilistic expialidocious", "words"),
+            _doc("four words long enough here", "ok")]
+    assert _kept_ids(cleaner, docs) == ["ok"]
     assert cleaner.report()["total"]["too_short"] == 2
 
 
@@ -157,7 +166,7 @@ def test_cleaned_document_is_normalised_and_keeps_fields():
     cleaner = _cleaner()
     doc = Document(id="7", text="ﬁbrosis\x00  of the ｌｉｖｅｒ", title="Ｔｉｔｌｅ\u200b", source="papers",
                    meta={"year": 2001})
-    out = cleaner.process(doc)
+    [out] = cleaner.clean([doc])
     assert (out.id, out.text, out.title, out.source, out.meta) == (
         "7", "fibrosis of the liver", "Title", "papers", {"year": 2001})
 
@@ -176,8 +185,7 @@ def test_report_counts_exact_per_source_and_cross_source_duplicates():
         (_doc(_with_words_changed(b, (7, 150)), "r1", source="replay"), False),  # near, across sources
         (_doc(_long_text(seed=12), "r2", source="replay"), True),
     ]
-    for doc, kept in stream:
-        assert (cleaner.process(doc) is not None) == kept, doc.id
+    assert _kept_ids(cleaner, [doc for doc, _ in stream]) == [doc.id for doc, kept in stream if kept]
     report = json.loads(json.dumps(cleaner.report()))
     assert report["total"] == dict(seen=9, kept=3, empty=1, too_short=1, exact_duplicate=2, near_duplicate=2)
     assert report["sources"] == {
@@ -195,10 +203,8 @@ def test_report_counts_exact_per_source_and_cross_source_duplicates():
 def test_same_seed_same_decisions():
     texts = [_long_text(seed=s) for s in range(5)] + [_with_words_changed(_long_text(seed=s), (9, 99, 199))
                                                       for s in range(5)]
-    outcomes = []
-    for _ in range(2):
-        cleaner = _cleaner(jaccard_threshold=0.85)
-        outcomes.append([cleaner.process(_doc(t, str(i))) is None for i, t in enumerate(texts)])
+    outcomes = [_kept_ids(_cleaner(jaccard_threshold=0.85), [_doc(t, str(i)) for i, t in enumerate(texts)])
+                for _ in range(2)]
     assert outcomes[0] == outcomes[1]
 
 
@@ -238,16 +244,16 @@ _SHARED_PUBMED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__
 def test_real_pubmed_copies_are_exact_duplicates_across_sources():
     from biomed_jax.data.readers import read_documents
 
-    cleaner = Cleaner(dict(min_chars=200, min_words=20), seed=0)
-    kept = {}
+    cleaner = Cleaner(dict(min_chars=200, min_words=20), seed=0, priorities={"baseline": 0, "repaired": 1})
+    docs = []
     for source, name in (("baseline", "pubmed23n0001.xml.gz"), ("repaired", "pubmed23n0001_first266_complete_records.xml")):
-        docs = list(read_documents("pubmed_xml", os.path.join(_SHARED_PUBMED, name)))
-        for doc in docs:
+        for doc in read_documents("pubmed_xml", os.path.join(_SHARED_PUBMED, name)):
             doc.source = source
-        kept[source] = [cleaner.process(doc) for doc in docs]
+            docs.append(doc)
+    kept = cleaner.clean(docs)
     report = cleaner.report()
     baseline = report["sources"]["baseline"]
     assert baseline["seen"] > 100 and baseline["exact_duplicate"] == baseline["near_duplicate"] == 0
     assert report["sources"]["repaired"]["seen"] == report["sources"]["repaired"]["exact_duplicate"]
-    assert all(doc is None for doc in kept["repaired"])
-    assert all("\x00" not in doc.text and doc.text == doc.text.strip() for doc in kept["baseline"] if doc)
+    assert {doc.source for doc in kept} == {"baseline"}
+    assert all("\x00" not in doc.text and doc.text == doc.text.strip() for doc in kept)

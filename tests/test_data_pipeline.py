@@ -25,11 +25,12 @@ def prepared(tmp_path_factory):
 def test_clean_stage_counts_splits_and_deletions(prepared):
     _, corpus, _, _ = prepared
     report = corpus.report
-    assert report["filters"]["total"]["exact_duplicate"] == 1  # p-dup
+    assert report["filters"]["total"]["exact_duplicate"] == 1  # p0 / p-dup
     assert report["deleted_citations"] == {"pmids": 1, "documents_dropped": 1}
     ids = {(d.source, d.id): d.meta["split"] for d in corpus.iter_documents()}
     assert ("abstracts", "102") not in ids and ("abstracts", "101") in ids
-    assert ("papers", "p-dup") not in ids
+    # p-dup repeats p0's text: the keeper rule keeps the smaller (source priority, id), "p-dup" < "p0".
+    assert ("papers", "p0") not in ids and ("papers", "p-dup") in ids
     for (source, doc_id), split in ids.items():
         assert split == split_of(source, doc_id, 0.15)
     n_val = sum(split == "validation" for split in ids.values())

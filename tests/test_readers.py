@@ -3,9 +3,11 @@
 
 import glob
 import gzip
+import io
 import json
 import os
 import random
+import tarfile
 import tracemalloc
 import xml.etree.ElementTree as ET
 import zlib
@@ -161,7 +163,7 @@ def test_pubmed_file_starting_with_a_bom(tmp_path):
 
 def test_empty_files_yield_nothing_and_are_no_error(tmp_path):
     for name, kind in [("empty.xml", "pubmed_xml"), ("empty.xml.gz", "pubmed_xml"), ("empty.nxml", "pmc_jats"),
-                       ("empty.jsonl", "jsonl"), ("empty.txt", "text")]:
+                       ("empty.tar.gz", "pmc_jats"), ("empty.jsonl", "jsonl"), ("empty.txt", "text")]:
         path = tmp_path / name
         path.write_bytes(gzip.compress(b"") if name.endswith(".gz") else b"")
         report = ReadReport()
@@ -245,6 +247,120 @@ def test_pmc_jats_id_falls_back_to_pmid_then_file_stem(tmp_path):
     no_ids = write(tmp_path / "worm-article.nxml", JATS.format(ids=""))
     assert read_all(read_pmc_jats, only_pmid)[0][0].id == "111"
     assert read_all(read_pmc_jats, no_ids)[0][0].id == "worm-article"
+
+
+# ---------------------------------------------------------------------------------------------------
+# PMC OA packages: gzipped tar archives of JATS members
+
+
+def write_package(path, members):
+    """A .tar.gz of `members` ({name: bytes}; a name ending in "/" is a directory), laid out as NLM's."""
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name.rstrip("/"))
+            if name.endswith("/"):
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            else:
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def jats_article(pmc, abstract="Worms glow after zorblax."):
+    return JATS.format(ids=f'<article-id pub-id-type="pmc">{pmc}</article-id>').replace(
+        "Worms glow after zorblax.", abstract).encode()
+
+
+@pytest.mark.parametrize("name", ["oa_comm_xml.PMC000xxxxxx.baseline.2023-12-18.tar.gz", "PMC222.tgz"])
+def test_pmc_package_members_read_as_the_loose_nxml_files(tmp_path, name):
+    articles = {"PMC222.xml": JATS.format(ids=JATS_IDS).encode(), "worm-article.nxml": JATS.format(ids="").encode()}
+    undecodable = jats_article(444).replace(b"Lay summary", b"Lay \xff summary")
+    package = write_package(tmp_path / name, {
+        "PMC000xxxxxx/": None,
+        **{f"PMC000xxxxxx/{member}": data for member, data in articles.items()},
+        "PMC000xxxxxx/PMC333.xml": jats_article(333).replace(b"</body>", b"</bodi>"),
+        "PMC000xxxxxx/PMC444.xml": undecodable,
+        "PMC000xxxxxx/PMC555.xml": b'<article><front><article-meta><article-id pub-id-type="pmc">555</article-id>'
+                                   b"</article-meta></front></article>",
+        "PMC000xxxxxx/worm.pdf": b"%PDF-1.4 not an article",
+        "PMC000xxxxxx/f1.jpg": bytes(range(256)),
+        "README.txt": b"Invented package readme.",
+    })
+    loose = [tmp_path / f"{os.path.splitext(member)[0]}.nxml" for member in articles]
+    for path, data in zip(loose, articles.values()):
+        path.write_bytes(data)
+    for options in ({}, {"include_captions": True, "include_tables": True}):
+        expected = [doc for path in loose for doc in read_all(read_pmc_jats, path, **options)[0]]
+        report = ReadReport()
+        docs = list(read_documents("pmc_jats", str(package), report, **options))
+        assert docs == expected and [doc.id for doc in docs] == ["PMC222", "worm-article"]
+        assert report.to_dict() == {
+            "path": str(package), "records": 5, "with_text": 2,
+            "skipped": {"malformed_record": 2, "empty_text": 1, "non_xml_member": 3}, "deleted_ids": [],
+            "truncated": False, "error": None}
+
+    # The undecodable byte fails a loose file as malformed XML; in a package it is one malformed member.
+    (tmp_path / "PMC444.nxml").write_bytes(undecodable)
+    docs, report = read_all(read_pmc_jats, tmp_path / "PMC444.nxml")
+    assert docs == [] and report.error.startswith("malformed XML")
+
+    out = run_cli("experiments.inspect", "--kind=pmc_jats", str(package)).stdout.splitlines()
+    summary = json.loads(out[0])
+    assert len(out) == 1 and summary["records"] == 5 and summary["with_text"] == 2
+    assert summary["first_record"]["id"] == "PMC222" and summary["skipped"]["non_xml_member"] == 3
+
+
+def test_pmc_package_cut_mid_member_keeps_the_members_before_it(tmp_path):
+    rng = random.Random(2)
+    whole_path = write_package(tmp_path / "whole.tar.gz", {
+        f"PMC000xxxxxx/PMC{700 + i}.xml": jats_article(700 + i, random_abstract(rng, 400)) for i in range(40)})
+    whole = whole_path.read_bytes()
+    cut = whole[: len(whole) * 2 // 3]
+    # What any gzip tool recovers from the cut bytes decides which members were complete.
+    recovered = len(zlib.decompressobj(wbits=31).decompress(cut))
+    with tarfile.open(whole_path) as archive:
+        spans = [(member.offset_data, member.offset_data + member.size) for member in archive.getmembers()]
+    complete = sum(end <= recovered for _, end in spans)
+    assert 10 < complete < 40 and spans[complete][0] < recovered < spans[complete][1], "cut is not mid-member"
+
+    (tmp_path / "cut.tar.gz").write_bytes(cut)
+    docs, report = read_all(read_pmc_jats, tmp_path / "cut.tar.gz")
+    assert [doc.id for doc in docs] == [f"PMC{700 + i}" for i in range(complete)]
+    assert report.records == report.with_text == complete
+    assert report.truncated and report.error.startswith("truncated gzip")
+
+    # Cut after the last member (only the gzip trailer lost): every article read, the file still reported cut.
+    (tmp_path / "trailer_cut.tar.gz").write_bytes(whole[:-8])
+    docs, report = read_all(read_pmc_jats, tmp_path / "trailer_cut.tar.gz")
+    assert len(docs) == 40 and report.truncated and report.error.startswith("truncated gzip")
+
+
+def test_pmc_package_that_is_not_a_tar_or_not_gzip_is_an_error_in_the_report(tmp_path):
+    (tmp_path / "article.tar.gz").write_bytes(gzip.compress(jats_article(222)))
+    (tmp_path / "article.tgz").write_bytes(jats_article(222))
+    for name, error in [("article.tar.gz", "unreadable tar archive"), ("article.tgz", "unreadable file: BadGzipFile")]:
+        docs, report = read_all(read_pmc_jats, tmp_path / name)
+        assert docs == [] and report.records == 0 and not report.truncated, name
+        assert report.error.startswith(error), (name, report.error)
+
+
+def test_pmc_package_memory_does_not_grow_with_the_members(tmp_path):
+    def peak_reading(members):
+        rng = random.Random(3)
+        package = write_package(tmp_path / f"{members}.tar.gz", {
+            f"PMC000xxxxxx/PMC{i}.xml": f'<article><front><article-meta><article-id pub-id-type="pmc">{i}'
+                                        f"</article-id></article-meta></front><body><p>{random_abstract(rng, 100)}"
+                                        "</p></body></article>".encode() for i in range(members)})
+        tracemalloc.start()
+        try:
+            assert sum(1 for _ in read_pmc_jats(str(package))) == members
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    few, many = peak_reading(200), peak_reading(1000)
+    assert many < few * 1.3, (few, many)  # keeping every member's tar header would more than double it
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -391,6 +507,19 @@ def test_every_pmc_article_reads_as_one_document_without_references():
         long_titles = [title for title in cited_titles if len(title) > 40]
         assert long_titles, path
         assert not [title for title in long_titles if title in doc.text], path
+
+
+@needs_data
+def test_real_pmc_articles_packed_as_an_oa_package_read_as_the_loose_files(tmp_path):
+    names = sorted(name for name in os.listdir(PMC_DIR) if name.endswith(".nxml"))
+    members = {"PMC000xxxxxx/": None, "PMC000xxxxxx/LICENSE.txt": b"license text"}
+    for name in names:
+        with open(os.path.join(PMC_DIR, name), "rb") as fh:
+            members[f"PMC000xxxxxx/{name}"] = fh.read()
+    package = write_package(tmp_path / "oa_comm_xml.PMC000xxxxxx.baseline.2023-12-18.tar.gz", members)
+    docs, report = read_all(read_pmc_jats, package)
+    assert docs == [read_all(read_pmc_jats, os.path.join(PMC_DIR, name))[0][0] for name in names]
+    assert (report.records, report.with_text, report.skipped, report.error) == (8, 8, {"non_xml_member": 1}, None)
 
 
 @needs_data

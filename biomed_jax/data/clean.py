@@ -1,29 +1,33 @@
 """Cleaning and deduplication of documents before mixing and tokenization.
 
 `normalize_text` makes text comparable and model-ready (one Unicode form, no control characters, tidy
-whitespace). `Cleaner` streams documents through filters in a fixed order (empty, too_short,
+whitespace). `Cleaner` passes documents through filters in a fixed order (empty, too_short,
 exact_duplicate, near_duplicate) and counts every drop per source, so a corpus build can say exactly
-what it removed. One Cleaner is meant to see the whole corpus: its dedup index is shared by all sources,
-so a guideline copied into a PubMed abstract (or a replay document) is caught across sources; the first
-copy seen is kept.
+what it removed. Deduplication is over the whole corpus, across sources, so a guideline copied into a
+PubMed abstract (or a replay document) is caught.
 
-Near-duplicates are found with datasketch: a MinHash over word shingles, queried against a MinHashLSH
-index and then inserted. The LSH bands are tuned for recall (few misses above the threshold), and each
-candidate is then verified: a document is a near-duplicate when its estimated Jaccard similarity to a
-kept document is >= `jaccard_threshold`. So the threshold means what it says, instead of the soft
-S-curve of banding alone (which, at 0.8 with 128 permutations, misses a quarter of pairs at 0.86).
-MinHash is seeded from the run's seed so the same corpus and seed drop the same documents.
+Which copy survives does not depend on reading order (the in-process engine reads files in order, a
+Beam pipeline in whatever order its workers finish): documents are ranked by (source priority, id,
+exact hash); exact duplicates keep the smallest, and a document is dropped as a near-duplicate when a
+verified near-duplicate with a smaller rank exists.
+
+Near-duplicates: a MinHash over word shingles (datasketch's permutations, seeded from the run's seed),
+LSH buckets per band (the (bands, rows) datasketch chooses for the threshold, weighted for recall), and
+every candidate pair sharing a bucket verified: a pair is near-duplicate when its estimated Jaccard
+similarity is >= `jaccard_threshold`. So the threshold means what it says, instead of the soft S-curve
+of banding alone (which, at 0.8 with 128 permutations, misses a quarter of pairs at 0.86).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
 import sys
 import unicodedata
 import zlib
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -203,46 +207,92 @@ def _zero_counts() -> dict[str, int]:
     return {"seen": 0, "kept": 0, **{name: 0 for name in FILTERS}}
 
 
-class Cleaner:
-    """Streams documents through normalisation and the filters, keeping the first of any duplicates.
+@dataclasses.dataclass
+class Prepared:
+    """A normalised document that passed the length filters, with what deduplication compares: `key`
+    orders documents for the keeper rule, `exact` is its exact-dedup hash (None when off), `sketch` its
+    MinHash values (None when near dedup is off)."""
 
-    `process(doc)` returns the cleaned document (text and title normalised) or None when a filter drops
-    it; `report()` counts every outcome, overall and per `doc.source`. Memory grows with the number of
-    kept documents: 16 bytes each for exact dedup; for near dedup, the MinHash (4 bytes per permutation),
-    its LSH band entries and its name.
+    doc: Document
+    key: tuple
+    exact: bytes | None
+    sketch: np.ndarray | None
+    chars: int                 # of the normalised text (kept after an engine drops the text itself)
+
+    @property
+    def name(self) -> str:
+        return f"{self.doc.source}/{self.doc.id}"
+
+
+def band_keys(sketch: np.ndarray, bands: int, rows: int) -> list[bytes]:
+    """The LSH bucket of each band: the band's number and its `rows` hash values. Two documents are
+    candidates when they share any bucket."""
+    return [bytes([band]) + sketch[band * rows:(band + 1) * rows].tobytes() for band in range(bands)]
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Estimated Jaccard similarity of two MinHash sketches: the share of equal hash values."""
+    return float((a == b).mean())
+
+
+def near_drops(group: Sequence[tuple[tuple, Any, np.ndarray]], threshold: float):
+    """Within one LSH bucket of (key, identity, sketch)s: for every document, its verified
+    near-duplicates with a smaller key, as (identity, (neighbour key, neighbour identity)) pairs, plus
+    (pairs compared, pairs below the threshold). Each document is compared with every smaller one in the bucket, so the counts do not
+    depend on the order the bucket arrives in."""
+    members = sorted(group, key=lambda member: member[0])
+    found, checked, below = [], 0, 0
+    for i in range(1, len(members)):
+        key, identity, sketch = members[i]
+        for other_key, other_identity, other_sketch in members[:i]:
+            checked += 1
+            if similarity(sketch, other_sketch) >= threshold:
+                found.append((identity, (other_key, other_identity)))
+            else:
+                below += 1
+    return found, checked, below
+
+
+class Cleaner:
+    """Normalisation, the filters and deduplication with a keeper rule that does not depend on the order
+    documents are read in, so the in-process engine and a Beam pipeline that sees them in any order keep
+    the same ones.
+
+    Keeper rule: documents are ordered by (source priority, id, exact hash); among exact duplicates the
+    smallest is kept, and a document is a near-duplicate when a verified near-duplicate (estimated
+    Jaccard >= `jaccard_threshold`, a candidate through a shared LSH bucket) with a smaller key exists.
+    `priorities` is {source: rank} (the config's source order: PubMed before guidelines before replay);
+    unlisted sources rank after listed ones.
+
+    The engine-neutral steps are `prepare` (per document), exact groups (`keep_exact`), `band_keys` and
+    `near_drops` (per LSH bucket). `clean(docs)` runs them in process and returns the kept documents in
+    input order; `report()` counts every outcome, overall and per source.
     """
 
-    def __init__(self, options: Mapping[str, Any], seed: int = 0):
+    def __init__(self, options: Mapping[str, Any], seed: int = 0, priorities: Mapping[str, int] | None = None):
         self.options = _validate_options(options)
         self.seed = int(seed)
+        self.priorities = dict(priorities or {})
         self._totals = _zero_counts()
         self._per_source: dict[str, dict[str, int]] = {}
         self._chars = {"seen": 0, "kept": 0}
-        self._exact: set[bytes] = set()
-        self._examples: dict[str, list[dict]] = {name: [] for name in ("exact_duplicate", "near_duplicate")}
-        self._first_key: dict[bytes, str] = {}
-        self._lsh = None
-        self._template = None
-        self._sketches = np.zeros((0, 0), dtype=np.uint32)   # row k: hash values of LSH key k
-        self._names: list[str] = []                          # name of LSH key k, "source/id"
+        self._examples: dict[str, list[tuple]] = {name: [] for name in ("exact_duplicate", "near_duplicate")}
         self._candidates = {"checked": 0, "below_threshold": 0}
+        self.bands = self.rows = 0
+        self._template = None
         if self.options["near_dedup"]:
-            num_perm = self.options["num_perm"]
-            self._lsh = _make_lsh(self.options["jaccard_threshold"], num_perm)
+            lsh = _make_lsh(self.options["jaccard_threshold"], self.options["num_perm"])
+            self.bands, self.rows = lsh.b, lsh.r
             # One template: every document's MinHash is a copy of it, sharing its permutation arrays.
             # Its hashfunc is `int`: update_batch gets shingle hashes that are already 32-bit integers.
-            self._template = MinHash(num_perm=num_perm, seed=self.seed, hashfunc=int)
-            self._sketches = np.zeros((1024, num_perm), dtype=np.uint32)
+            self._template = MinHash(num_perm=self.options["num_perm"], seed=self.seed, hashfunc=int)
 
-    def _count(self, source: str, outcome: str) -> None:
+    # --- per document ---------------------------------------------------------------------------------
+
+    def count(self, source: str, outcome: str, n: int = 1) -> None:
         counts = self._per_source.setdefault(source, _zero_counts())
-        counts[outcome] += 1
-        self._totals[outcome] += 1
-
-    def _example(self, kind: str, doc: Document, duplicate_of: str) -> None:
-        """Keeps the first few drops of each dedup kind, so a report shows what was matched to what."""
-        if len(self._examples[kind]) < 5:
-            self._examples[kind].append({"source": doc.source, "id": doc.id, "duplicate_of": duplicate_of})
+        counts[outcome] += n
+        self._totals[outcome] += n
 
     def minhash(self, text: str) -> MinHash:
         """The document's MinHash over word shingles (seeded; identical across runs)."""
@@ -250,81 +300,122 @@ class Cleaner:
         sketch.update_batch(shingle_hashes(text, self.options["shingle_words"]).tolist())
         return sketch
 
-    def _near_duplicate_of(self, sketch: MinHash) -> str | None:
-        """The name of the most similar kept document among the LSH candidates, if its estimated
-        Jaccard similarity (share of equal hash values, as MinHash.jaccard) reaches the threshold."""
-        candidates = self._lsh.query(sketch)
-        if not candidates:
-            return None
-        keys = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
-        similarity = (self._sketches[keys] == sketch.hashvalues).mean(axis=1)
-        best = int(np.argmax(similarity))
-        self._candidates["checked"] += len(keys)
-        self._candidates["below_threshold"] += int((similarity < self.options["jaccard_threshold"]).sum())
-        if similarity[best] < self.options["jaccard_threshold"]:
-            return None
-        return self._names[int(keys[best])]
-
-    def process(self, doc: Document) -> Document | None:
-        """The cleaned document, or None when it is empty, too short or a duplicate of one already kept."""
+    def prepare(self, doc: Document) -> Prepared | None:
+        """The normalised document with its dedup key and hashes, or None when it is empty or too short
+        (counted); every document passed here is counted as seen."""
         source = doc.source
-        counts = self._per_source.setdefault(source, _zero_counts())
-        counts["seen"] += 1
-        self._totals["seen"] += 1
+        self.count(source, "seen")
         self._chars["seen"] += len(doc.text)
-
         opts = self.options
         text = normalize_text(doc.text, opts["unicode_form"])
         if not text:
-            self._count(source, "empty")
+            self.count(source, "empty")
             return None
         if len(text) < opts["min_chars"] or (opts["min_words"] and len(text.split()) < opts["min_words"]):
-            self._count(source, "too_short")
+            self.count(source, "too_short")
             return None
-        name = f"{source}/{doc.id}"
-        key = dedup_key(text) if opts["exact_dedup"] else None
-        if key is not None and key in self._exact:
-            self._count(source, "exact_duplicate")
-            self._example("exact_duplicate", doc, self._first_key.get(key, "?"))
-            return None
-        sketch = None
-        if self._lsh is not None:
-            sketch = self.minhash(text)
-            duplicate_of = self._near_duplicate_of(sketch)
-            if duplicate_of is not None:
-                self._count(source, "near_duplicate")
-                self._example("near_duplicate", doc, duplicate_of)
-                return None
-        # Only kept documents enter the indexes, so every drop points at a document that was kept.
-        if key is not None:
-            self._exact.add(key)
-            if len(self._first_key) < 1000:  # names for the report's examples; bounded memory
-                self._first_key[key] = name
-        if sketch is not None:
-            # LSH keys are row numbers (ids may repeat across files, keys must not).
-            row = len(self._names)
-            if row == len(self._sketches):
-                self._sketches = np.concatenate([self._sketches, np.zeros_like(self._sketches)])
-            self._sketches[row] = sketch.hashvalues
-            self._names.append(name)
-            self._lsh.insert(row, sketch, check_duplication=False)
-
-        self._count(source, "kept")
-        self._chars["kept"] += len(text)
         title = normalize_text(doc.title, opts["unicode_form"]) if doc.title else doc.title
-        return Document(id=doc.id, text=text, title=title, source=doc.source, meta=dict(doc.meta))
+        exact = dedup_key(text) if opts["exact_dedup"] else None
+        sketch = self.minhash(text).hashvalues.astype(np.uint32) if opts["near_dedup"] else None
+        key = (self.priorities.get(source, len(self.priorities)), source, str(doc.id),
+               (exact or dedup_key(text)).hex())
+        cleaned = Document(id=doc.id, text=text, title=title, source=source, meta=dict(doc.meta))
+        return Prepared(cleaned, key, exact, sketch, len(text))
+
+    # --- the decisions, as the engines record them ------------------------------------------------------
+
+    def kept(self, prepared: Prepared) -> None:
+        self.count(prepared.doc.source, "kept")
+        self._chars["kept"] += prepared.chars
+
+    def dropped(self, prepared_key: tuple, source: str, doc_id: str, kind: str, duplicate_of: str) -> None:
+        self.count(source, kind)
+        self._examples[kind].append((prepared_key, {"source": source, "id": doc_id, "duplicate_of": duplicate_of}))
+        self._examples[kind] = sorted(self._examples[kind], key=lambda item: item[0])[:5]
+
+    def candidates(self, checked: int, below: int) -> None:
+        self._candidates["checked"] += checked
+        self._candidates["below_threshold"] += below
+
+    def merge(self, other: "Cleaner") -> None:
+        """Adds another Cleaner's counts (a Beam worker's) to this one."""
+        for source, counts in other._per_source.items():
+            for outcome, n in counts.items():
+                self.count(source, outcome, n)
+        for key in self._chars:
+            self._chars[key] += other._chars[key]
+        for kind, items in other._examples.items():
+            self._examples[kind] = sorted(self._examples[kind] + items, key=lambda item: item[0])[:5]
+        self.candidates(other._candidates["checked"], other._candidates["below_threshold"])
+
+    # --- the in-process engine --------------------------------------------------------------------------
+
+    def clean(self, docs: Iterable[Document]) -> list[Document]:
+        """Every document through the filters and the keeper rule, in process; the kept documents in
+        input order. Holds every surviving document's sketch until the decisions are made."""
+        prepared = [p for p in map(self.prepare, docs) if p is not None]
+        dropped = self.decide(prepared)
+        kept = []
+        for i, p in enumerate(prepared):
+            if i not in dropped:
+                self.kept(p)
+                kept.append(p.doc)
+        return kept
+
+    def decide(self, prepared: Sequence[Prepared]) -> set[int]:
+        """The positions in `prepared` of the documents the keeper rule drops (recorded in the report)."""
+        dropped: set[int] = set()
+        survivors = list(range(len(prepared)))
+        if self.options["exact_dedup"]:
+            groups: dict[bytes, list[int]] = {}
+            for i, p in enumerate(prepared):
+                groups.setdefault(p.exact, []).append(i)
+            survivors = []
+            for group in groups.values():
+                order = sorted(group, key=lambda i: prepared[i].key)
+                survivors.append(order[0])
+                for i in order[1:]:
+                    dropped.add(i)
+                    p = prepared[i]
+                    self.dropped(p.key, p.doc.source, p.doc.id, "exact_duplicate", prepared[order[0]].name)
+        if self.options["near_dedup"]:
+            buckets: dict[bytes, list[tuple]] = {}
+            for i in survivors:
+                p = prepared[i]
+                for bucket in band_keys(p.sketch, self.bands, self.rows):
+                    buckets.setdefault(bucket, []).append((p.key, i, p.sketch))
+            nearest: dict[int, tuple] = {}
+            for group in buckets.values():
+                if len(group) < 2:
+                    continue
+                found, checked, below = near_drops(group, self.options["jaccard_threshold"])
+                self.candidates(checked, below)
+                for i, neighbour in found:
+                    nearest[i] = min(nearest.get(i, neighbour), neighbour)
+            for i, (_, neighbour) in nearest.items():
+                dropped.add(i)
+                p = prepared[i]
+                self.dropped(p.key, p.doc.source, p.doc.id, "near_duplicate", prepared[neighbour].name)
+        return dropped
 
     def report(self) -> dict:
         """JSON-serialisable counts: seen = kept + empty + too_short + exact_duplicate + near_duplicate,
-        overall ("total") and per source, with characters before/after and the options used."""
+        overall ("total") and per source, with characters before/after, the options used and the first
+        few drops of each kind (by the keeper rule's order, so every engine reports the same ones)."""
         return {
             "options": dict(self.options),
             "seed": self.seed,
-            "lsh": ({"bands": self._lsh.b, "rows": self._lsh.r, "candidates": dict(self._candidates)}
-                    if self._lsh is not None else None),
+            "lsh": ({"bands": self.bands, "rows": self.rows, "candidates": dict(self._candidates)}
+                    if self.options["near_dedup"] else None),
             "filters": list(FILTERS),
             "total": dict(self._totals),
             "sources": {name: dict(counts) for name, counts in sorted(self._per_source.items())},
             "chars": dict(self._chars),
-            "examples": {kind: list(items) for kind, items in self._examples.items()},
+            "examples": {kind: [example for _, example in items] for kind, items in self._examples.items()},
         }
+
+
+def keep_exact(group: Sequence[Prepared]) -> tuple[Prepared, list[Prepared]]:
+    """(the keeper, the duplicates) of documents with the same exact hash: the smallest key is kept."""
+    ordered = sorted(group, key=lambda p: p.key)
+    return ordered[0], ordered[1:]

@@ -143,30 +143,46 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False) 
     shutil.rmtree(tmp_dir, ignore_errors=True)
     os.makedirs(tmp_dir)
     ensure_same_settings(os.path.join(tmp_dir, SETTINGS), settings, "a cleaned corpus")  # records them
-    cleaner = Cleaner(dict(cfg["clean"]), seed=int(cfg["seed"]))
+    cleaner = Cleaner(dict(cfg["clean"]), seed=int(cfg["seed"]), priorities=source_priorities(cfg))
     validation_fraction = float(cfg["split"]["validation_fraction"])
-    file_reports, deleted_ids, kept = [], set(), {}
-    for name, source in cfg["sources"].items():
-        counts = {"train": 0, "validation": 0, "chars_train": 0, "chars_validation": 0}
-        with open(os.path.join(tmp_dir, f"{name}.jsonl"), "w", encoding="utf-8") as out:
+    file_reports, deleted_ids, prepared = [], set(), []
+    # Pass 1: read, normalise, filter, hash; the texts wait on disk while only hashes stay in memory.
+    staged = os.path.join(tmp_dir, "staged.jsonl")
+    with open(staged, "w", encoding="utf-8") as out:
+        for name, source in cfg["sources"].items():
             for path in _progress(files[name], progress, f"clean {name}"):
                 report = ReadReport(path=path)
                 for doc in read_documents(source["kind"], path, report):
                     doc.source = name
-                    doc = cleaner.process(doc)
-                    if doc is None:
+                    item = cleaner.prepare(doc)
+                    if item is None:
                         continue
-                    split = split_of(name, doc.id, validation_fraction)
-                    counts[split] += 1
-                    counts[f"chars_{split}"] += len(doc.text)
-                    out.write(json.dumps({"id": doc.id, "text": doc.text, "title": doc.title,
-                                          "source": name, "split": split}, ensure_ascii=False) + "\n")
+                    out.write(json.dumps(_record(item.doc, validation_fraction), ensure_ascii=False) + "\n")
+                    item.doc = dataclasses.replace(item.doc, text="", title="")
+                    prepared.append(item)
                 deleted_ids.update(report.deleted_ids)
                 file_reports.append(report.to_dict())
                 if report.error or report.truncated:
                     logging.warning("%s: %s (truncated=%s); kept the %d records before it",
                                     path, report.error, report.truncated, report.with_text)
-        kept[name] = counts
+    # The keeper rule over the whole corpus, then pass 2 writes the survivors source by source.
+    dropped = cleaner.decide(prepared)
+    kept = {name: _zero_split_counts() for name in cfg["sources"]}
+    outputs = {name: open(os.path.join(tmp_dir, f"{name}.jsonl"), "w", encoding="utf-8") for name in cfg["sources"]}
+    try:
+        with open(staged, encoding="utf-8") as f:
+            for index, line in enumerate(f):
+                if index in dropped:
+                    continue
+                cleaner.kept(prepared[index])
+                record = json.loads(line)
+                _count_split(kept[record["source"]], record)
+                outputs[record["source"]].write(line)
+    finally:
+        for out in outputs.values():
+            out.close()
+    os.remove(staged)
+    for name, counts in kept.items():
         if counts["train"] + counts["validation"] == 0:
             logging.warning("sources.%s: no document kept from %d file(s); see %s in the clean report",
                             name, len(files[name]), REPORT)
@@ -207,6 +223,27 @@ def _drop_deleted(directory: str, sources: Mapping[str, Any], deleted_ids: set, 
                 out.write(line)
         os.replace(path + ".new", path)
     return dropped
+
+
+def source_priorities(cfg: Mapping[str, Any]) -> dict[str, int]:
+    """{source: rank} in the config's order: where copies of a document sit in several sources, the first
+    source's copy is kept (PubMed before guidelines before replay, as configs/data.py lists them)."""
+    return {name: rank for rank, name in enumerate(cfg["sources"])}
+
+
+def _record(doc: Document, validation_fraction: float) -> dict:
+    """A cleaned document as its JSON line ({id, text, title, source, split})."""
+    return {"id": doc.id, "text": doc.text, "title": doc.title, "source": doc.source,
+            "split": split_of(doc.source, doc.id, validation_fraction)}
+
+
+def _zero_split_counts() -> dict[str, int]:
+    return {"train": 0, "validation": 0, "chars_train": 0, "chars_validation": 0}
+
+
+def _count_split(counts: dict[str, int], record: Mapping[str, Any]) -> None:
+    counts[record["split"]] += 1
+    counts[f"chars_{record['split']}"] += len(record["text"])
 
 
 def clean_settings(cfg: Mapping[str, Any]) -> dict:

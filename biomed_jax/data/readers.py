@@ -4,6 +4,14 @@ A reader turns one file into `Document`s and fills a `ReadReport` as it goes; it
 cleans. Damaged input (a cut-off download, a bad line, a record without an id) never raises mid-stream:
 what was readable is yielded, the rest is counted in the report, so a long corpus build survives one
 bad file and says what it lost. Large inputs are streamed with constant memory.
+
+PMC Open Access articles come loose (one `.nxml` per article) or in the bulk packages NLM ships
+(`oa_comm_xml.PMC000xxxxxx.baseline.2023-12-18.tar.gz`: a gzipped tar of `.xml`/`.nxml` JATS members; the
+per-article `.tar.gz` packages add PDFs and images). The one `pmc_jats` kind reads both, choosing by the
+file name (`.tar.gz`/`.tgz` is a package), rather than a separate package kind: an article is the same
+`Document` however it was shipped, a config's `paths` only adds a `*.tar.gz` glob, and the reader options
+(captions, tables) stay in one place. A package is streamed member by member, never unpacked to disk,
+and still makes one `ReadReport` (one entry per file in the clean report).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import gzip
 import json
 import os
 import re
+import tarfile
 import xml.etree.ElementTree as ET
 import zlib
 from typing import BinaryIO, Callable, Iterator
@@ -76,6 +85,8 @@ def _record_read_error(report: ReadReport, err: Exception) -> None:
     if isinstance(err, EOFError):
         report.truncated = True
         report.error = f"truncated gzip: {err}"
+    elif isinstance(err, tarfile.ReadError):
+        report.error = f"unreadable tar archive: {err}"
     elif isinstance(err, ET.ParseError):
         report.truncated = err.code in _END_OF_INPUT_ERRORS
         report.error = f"{'XML cut off' if report.truncated else 'malformed XML'}: {err}"
@@ -200,15 +211,29 @@ def _pubmed_year(pub_date: ET.Element | None) -> int | None:
 # PMC Open Access JATS
 
 
+# File names read as PMC OA packages (gzipped tar archives), and the members in them that are articles.
+_PMC_PACKAGE_SUFFIXES = (".tar.gz", ".tgz")
+_PMC_ARTICLE_MEMBER_SUFFIXES = (".nxml", ".xml")
+
+
 def read_pmc_jats(path: str, report: ReadReport | None = None, include_captions: bool = False,
                   include_tables: bool = False) -> Iterator[Document]:
-    """The article of one PMC OA .nxml file: title, abstract and body, section titles as "## title" lines.
+    """PMC OA articles: the one of a .nxml file (or .nxml.gz), or each JATS member of a .tar.gz/.tgz package.
 
-    The reference list is never included (bibliography, not prose); figure captions (and supplementary
-    material captions) and tables only when asked, since their text is fragmentary.
+    An article is its title, abstract and body, section titles as "## title" lines. The reference list is
+    never included (bibliography, not prose); figure captions (and supplementary material captions) and
+    tables only when asked, since their text is fragmentary.
     """
     report = report if report is not None else ReadReport()
     report.path = path
+    dropped = {"ref-list"}
+    if not include_captions:
+        dropped |= {"fig", "supplementary-material"}
+    if not include_tables:
+        dropped.add("table-wrap")
+    if path.endswith(_PMC_PACKAGE_SUFFIXES):
+        yield from _read_pmc_package(path, report, dropped)
+        return
     with _open_binary(path) as fh:
         try:
             if not fh.peek(1):
@@ -217,15 +242,62 @@ def read_pmc_jats(path: str, report: ReadReport | None = None, include_captions:
         except _READ_ERRORS as err:
             _record_read_error(report, err)
             return
+    document = _pmc_document(article, _file_stem(path), dropped, report)
+    if document is not None:
+        yield document
+
+
+def _read_pmc_package(path: str, report: ReadReport, dropped: set[str]) -> Iterator[Document]:
+    """The articles of a PMC OA package, read member by member from the gzip stream (tarfile's "r|" mode).
+
+    Only one member is in memory at a time. Into the one `report` of the package go: each article member as
+    a record (one that is not well-formed XML, an undecodable byte included, counted "malformed_record" and
+    the next member read); each other file (PDF, image, readme) as skipped "non_xml_member", not a record;
+    directories and links not at all. Gzip is read here rather than by tarfile ("r|gz") because gzip, not
+    tarfile, says when the stream was cut: a cut download keeps every member before the cut (one gzip block
+    per read, see `_SingleReads`) and is reported truncated. The stream is read to its end after the
+    archive's last member so gzip checks its trailer (end-of-stream marker, CRC): a file cut or corrupted
+    after the last article is reported too.
+    """
+    with gzip.open(path, "rb") as fh:
+        try:
+            if not fh.peek(1):
+                return
+            with tarfile.open(fileobj=_SingleReads(fh), mode="r|") as archive:
+                while (member := archive.next()) is not None:
+                    # A TarFile keeps every header it has read, also in stream mode; forgetting them keeps
+                    # memory flat over packages of many thousand members (nothing here looks back).
+                    archive.members.clear()
+                    if not member.isfile():
+                        continue
+                    if not member.name.lower().endswith(_PMC_ARTICLE_MEMBER_SUFFIXES):
+                        report.skip("non_xml_member")
+                        continue
+                    try:
+                        with archive.extractfile(member) as member_fh:
+                            article = ET.parse(member_fh).getroot()
+                    except ET.ParseError:
+                        report.records += 1
+                        report.skip("malformed_record")
+                        continue
+                    document = _pmc_document(article, _file_stem(member.name), dropped, report)
+                    if document is not None:
+                        yield document
+            while fh.read(1 << 16):
+                pass
+        except (*_READ_ERRORS, tarfile.ReadError) as err:
+            _record_read_error(report, err)
+
+
+def _pmc_document(article: ET.Element, fallback_id: str, dropped: set[str], report: ReadReport) -> Document | None:
+    """The Document of one parsed JATS article, or None (counted in `report`) when it has no text.
+
+    Its id is the PMCID, else the PMID, else `fallback_id` (the file's or the package member's name).
+    """
     for elem in article.iter():
         if isinstance(elem.tag, str) and "}" in elem.tag:
             elem.tag = elem.tag.split("}", 1)[1]
     report.records += 1
-    dropped = {"ref-list"}
-    if not include_captions:
-        dropped |= {"fig", "supplementary-material"}
-    if not include_tables:
-        dropped.add("table-wrap")
     article_meta = article.find("front/article-meta")
     ids = {} if article_meta is None else {
         elem.get("pub-id-type"): _text_of(elem) for elem in article_meta.iterfind("article-id")}
@@ -239,10 +311,10 @@ def read_pmc_jats(path: str, report: ReadReport | None = None, include_captions:
             for block in _jats_blocks(article.find(part), dropped, headings=sections)]
     if not abstract and not body:
         report.skip("empty_text")
-        return
+        return None
     report.with_text += 1
-    yield Document(
-        id=pmcid or ids.get("pmid") or _file_stem(path), title=title, source="pmc_jats",
+    return Document(
+        id=pmcid or ids.get("pmid") or fallback_id, title=title, source="pmc_jats",
         text="\n\n".join(part for part in (title, *abstract, *body) if part),
         meta={"pmcid": pmcid, "pmid": ids.get("pmid"), "doi": ids.get("doi"),
               "journal": _text_of(article.find("front/journal-meta//journal-title")) or None,

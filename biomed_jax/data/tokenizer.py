@@ -12,10 +12,12 @@ byte, with no unknown token. `build_or_load` is the one entry point the experime
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import time
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
 from absl import logging
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
@@ -271,6 +273,41 @@ def report_terms(opts: Mapping[str, Any], manual_dir: str | None) -> list[str]:
     return list(dict.fromkeys(terms))
 
 
+def sample_rank(source: str, doc_id: str) -> int:
+    """A document's place in every deterministic sample: 64 bits of sha256("source:id")."""
+    return int.from_bytes(hashlib.sha256(f"{source}:{doc_id}".encode()).digest()[:8], "big")
+
+
+class DocumentSample:
+    """The `limit` documents of `split` with the smallest `sample_rank` (all of them for limit 0): the
+    same set whatever order the corpus's files hold them in, so the in-process and the Beam engine train
+    the same tokenizer (BPE training counts, so the order the sample is read in does not matter either).
+    Iterating reads the corpus twice: the ranks, then the documents under the cut."""
+
+    def __init__(self, corpus: Any, split: str, limit: int):
+        self.corpus, self.split, self.limit = corpus, split, int(limit)
+        ranks = np.fromiter((sample_rank(d.source, d.id) for d in corpus.iter_documents(split)), dtype=np.uint64)
+        self.total = len(ranks)
+        self.cut = None
+        if self.limit and self.total > self.limit:
+            self.cut = int(np.partition(ranks, self.limit - 1)[self.limit - 1])
+
+    def __iter__(self) -> Iterator[Any]:
+        for doc in self.corpus.iter_documents(self.split):
+            if self.cut is None or sample_rank(doc.source, doc.id) <= self.cut:
+                yield doc
+
+    def describe(self) -> dict:
+        chosen = self.total if self.cut is None else min(self.limit, self.total)
+        return {"split": self.split, "documents": chosen, "of": self.total,
+                "rule": "the documents with the smallest sha256(source:id), 64 bits" if self.cut is not None
+                else "every document"}
+
+
+def sample_documents(corpus: Any, split: str, limit: int) -> DocumentSample:
+    return DocumentSample(corpus, split, limit)
+
+
 def _training_settings(opts: Mapping[str, Any], corpus: Any) -> dict:
     """What a trained tokenizer.json depends on, as plain JSON values; compared on reuse so a stale file is
     never used. The corpus is recorded by the settings it was cleaned with (CleanCorpus.settings)."""
@@ -293,9 +330,11 @@ def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: 
     - `tokenizer.path` set: loads that tokenizer (nothing trained, nothing copied);
     - else OUT_DIR/tokenizer.json exists: reuses it, provided it was trained with the same settings on
       the same cleaned corpus (a FileExistsError otherwise; pass overwrite=True to retrain);
-    - else trains on the corpus's train split (the first tokenizer.max_train_docs documents; 0 = all)
+    - else trains on a deterministic sample of the corpus's train split (`sample_documents`: the
+      tokenizer.max_train_docs documents with the smallest hash of source:id; 0 = all)
       and writes OUT_DIR/tokenizer.json atomically.
-    Then always writes OUT_DIR/fertility.json from the first tokenizer.held_out_docs validation documents.
+    Then always writes OUT_DIR/fertility.json from tokenizer.held_out_docs validation documents, sampled
+    the same way; the training record (in the report's tokenizer.training) says which sample it used.
     `corpus` is a `biomed_jax.data.corpus.CleanCorpus` (anything with iter_documents(split) and report).
     """
     opts = tokenizer_options(cfg)
@@ -329,30 +368,20 @@ def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: 
         logging.info("tokenizer: reusing %s (trained earlier; --overwrite retrains)", out_path)
     else:
         path = out_path
-        limit = opts["max_train_docs"]
-
-        def train_texts() -> Iterator[str]:
-            for index, doc in enumerate(corpus.iter_documents("train")):
-                if limit and index >= limit:
-                    return
-                yield doc.text
-
+        sample = sample_documents(corpus, "train", opts["max_train_docs"])
         start = time.perf_counter()
-        tokenizer = train_bpe(train_texts(), opts["vocab_size"], opts["min_frequency"], opts["eos_token"],
-                              show_progress=show_progress)
+        tokenizer = train_bpe((doc.text for doc in sample), opts["vocab_size"], opts["min_frequency"],
+                              opts["eos_token"], show_progress=show_progress)
         seconds = time.perf_counter() - start
         save_tokenizer(tokenizer, out_path)
         training = {"status": "trained", "settings": settings, "requested_vocab_size": opts["vocab_size"],
-                    "vocab_size": tokenizer.get_vocab_size(), "seconds": round(seconds, 2)}
+                    "vocab_size": tokenizer.get_vocab_size(), "seconds": round(seconds, 2),
+                    "sample": sample.describe()}
         write_json(training_path, training)
 
     eos_id = eos_token_id(tokenizer, opts["eos_token"], path)
-    held_out = []
-    if opts["held_out_docs"]:
-        for doc in corpus.iter_documents("validation"):
-            held_out.append(doc.text)
-            if len(held_out) >= opts["held_out_docs"]:
-                break
+    held_out = [doc.text for doc in sample_documents(corpus, "validation", opts["held_out_docs"])] \
+        if opts["held_out_docs"] else []
     if not held_out:
         logging.warning("tokenizer: no validation documents for the fertility report "
                         "(split.validation_fraction or tokenizer.held_out_docs is 0?)")
