@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-_NOISY_PATHS = ("/orbax/", "/jax/_src/", "/etils/")
+_NOISY_PATHS = ("/orbax/", "/jax/_src/", "/etils/", "/apache_beam/")
 
 
 class _DropLibraryInfo(logging.Filter):
@@ -15,7 +15,7 @@ class _DropLibraryInfo(logging.Filter):
 
 
 def quiet_library_logs() -> None:
-    """Drops INFO records emitted from orbax / jax internals on every absl and root handler."""
+    """Drops INFO records emitted from orbax / jax internals / apache_beam on every absl and root handler."""
     noise_filter = _DropLibraryInfo()
     for logger in (logging.getLogger(), logging.getLogger("absl")):
         logger.addFilter(noise_filter)

@@ -37,6 +37,10 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     cfg.name = preset  # the TFDS dataset's config name: DATA_DIR/biomed_corpus/<name>/<version>
     cfg.seed = 0
+    # local: every stage in this process (laptop, quickstart); beam: clean + dedup + tokenize + write as
+    # Apache Beam pipelines, run with prepare_data's --beam_pipeline_options (DirectRunner, Dataflow,
+    # Flink, Spark). Both keep the same documents and write the same tokens.
+    cfg.engine = "local"
     # Where relative source paths point. synthetic: empty = generate the world into DATA_DIR/manual/.
     cfg.manual_dir = ""
     synthetic = preset in ("synthetic", "quickstart")
@@ -75,6 +79,14 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
         num_perm=128,               # MinHash permutations
         shingle_words=5,            # word n-gram shingles
     ))
+
+    # Benchmark decontamination (biomed_jax/data/decontaminate.py): training documents sharing `ngram`
+    # consecutive normalised words with a test question of `benchmarks` (medqa, medmcqa, pubmedqa, mmlu,
+    # bioasq, usmle: their released files under `data_root`; empty = manual_dir, where the synthetic world
+    # writes its own) are reported in clean/decontamination.json, and left out with action=drop.
+    cfg.decontam = ml_collections.ConfigDict(dict(
+        benchmarks="medqa,pubmedqa" if preset == "synthetic" else "",   # empty = the stage is off
+        data_root="", ngram=13, action="report", max_examples=5))
 
     # Byte-level BPE (HF tokenizers). path: an existing tokenizer.json to use instead of training one.
     cfg.tokenizer = ml_collections.ConfigDict(dict(

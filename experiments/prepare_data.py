@@ -1,6 +1,8 @@
 """Raw sources -> TFDS token dataset, end to end.
 
     python -m experiments.prepare_data --config=configs/data.py:synthetic --data_dir=/tmp/d
+    python -m experiments.prepare_data --config=configs/data.py:pubmed --data_dir=DIR --config.engine=beam \
+        --beam_pipeline_options="runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
 
 Stages, each resumable and skipped when already done (under DATA_DIR/biomed_work/<name>/):
   1. the synthetic world (preset synthetic only), generated into manual/;
@@ -23,12 +25,18 @@ from biomed_jax.logs import quiet_library_logs
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Data config and preset, e.g. configs/data.py:synthetic",
                                           lock_config=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the dataset (and its work files) are written.")
+_BEAM = flags.DEFINE_string(
+    "beam_pipeline_options", "", "With --config.engine=beam: Beam pipeline options in TFDS's comma-separated "
+    "format, e.g. runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing (default: "
+    "runner=DirectRunner); see the README for Dataflow, Flink and Spark.")
 
 
 def main(argv):
     del argv
     quiet_library_logs()
-    dataset = prepare(_CONFIG.value, _DATA_DIR.value)
+    if _BEAM.value and _CONFIG.value.engine != "beam":
+        raise app.UsageError("--beam_pipeline_options needs --config.engine=beam")
+    dataset = prepare(_CONFIG.value, _DATA_DIR.value, _BEAM.value)
     print(f"dataset: {dataset.path}")
     print(f"tokenizer: vocab {dataset.vocab_size}, eos id {dataset.eos_id}")
     for split, sources in dataset.metadata["counts"].items():

@@ -324,9 +324,9 @@ class Cleaner:
 
     # --- the decisions, as the engines record them ------------------------------------------------------
 
-    def kept(self, prepared: Prepared) -> None:
-        self.count(prepared.doc.source, "kept")
-        self._chars["kept"] += prepared.chars
+    def kept(self, source: str, chars: int) -> None:
+        self.count(source, "kept")
+        self._chars["kept"] += chars
 
     def dropped(self, prepared_key: tuple, source: str, doc_id: str, kind: str, duplicate_of: str) -> None:
         self.count(source, kind)
@@ -337,16 +337,23 @@ class Cleaner:
         self._candidates["checked"] += checked
         self._candidates["below_threshold"] += below
 
-    def merge(self, other: "Cleaner") -> None:
-        """Adds another Cleaner's counts (a Beam worker's) to this one."""
-        for source, counts in other._per_source.items():
+    def partial(self) -> dict:
+        """This Cleaner's counts as plain JSON values (a Beam bundle's), for `add_partial` elsewhere."""
+        return {"sources": self._per_source, "chars": self._chars, "candidates": self._candidates,
+                "examples": {kind: [[list(key), example] for key, example in items]
+                             for kind, items in self._examples.items()}}
+
+    def add_partial(self, partial: Mapping[str, Any]) -> None:
+        """Adds counts made elsewhere (`partial()` of another Cleaner) to this one."""
+        for source, counts in partial["sources"].items():
             for outcome, n in counts.items():
                 self.count(source, outcome, n)
-        for key in self._chars:
-            self._chars[key] += other._chars[key]
-        for kind, items in other._examples.items():
-            self._examples[kind] = sorted(self._examples[kind] + items, key=lambda item: item[0])[:5]
-        self.candidates(other._candidates["checked"], other._candidates["below_threshold"])
+        for key, n in partial["chars"].items():
+            self._chars[key] += n
+        self.candidates(partial["candidates"]["checked"], partial["candidates"]["below_threshold"])
+        for kind, items in partial["examples"].items():
+            merged = self._examples[kind] + [(tuple(key), example) for key, example in items]
+            self._examples[kind] = sorted(merged, key=lambda item: item[0])[:5]
 
     # --- the in-process engine --------------------------------------------------------------------------
 
@@ -358,7 +365,7 @@ class Cleaner:
         kept = []
         for i, p in enumerate(prepared):
             if i not in dropped:
-                self.kept(p)
+                self.kept(p.doc.source, p.chars)
                 kept.append(p.doc)
         return kept
 

@@ -25,7 +25,9 @@ from biomed_jax.data.readers import READERS, Document, ReadReport, read_document
 from biomed_jax.run_dir import ensure_same_settings, read_json, write_json
 
 SPLITS = ("train", "validation")
+ENGINES = ("local", "beam")
 REPORT = "clean_report.json"
+DECONTAMINATION = "decontamination.json"
 SETTINGS = "settings.json"
 
 
@@ -49,6 +51,8 @@ def check_data_config(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"the sources' `fraction` values sum to {total_fraction}; they must sum to < 1")
     if all(float(s.get("fraction", 0.0)) > 0 for s in sources.values()):
         raise ValueError("every source has a `fraction`; at least one must be sized by `epochs`")
+    if cfg.get("engine", "local") not in ENGINES:
+        raise ValueError(f"engine must be one of {list(ENGINES)}, got {cfg.get('engine')!r}")
     validation_fraction = float(cfg["split"]["validation_fraction"])
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"split.validation_fraction must be in [0, 1), got {validation_fraction}")
@@ -103,20 +107,24 @@ class CleanCorpus:
     def sources(self) -> list[str]:
         return list(self.report["sources"])
 
-    def path(self, source: str) -> str:
-        return os.path.join(self.directory, f"{source}.jsonl")
+    def paths(self, source: str) -> list[str]:
+        """The source's JSON-lines files: one from the in-process engine, shards from Beam."""
+        single = os.path.join(self.directory, f"{source}.jsonl")
+        shards = glob.glob(os.path.join(glob.escape(self.directory), f"{glob.escape(source)}-*-of-*.jsonl"))
+        return ([single] if os.path.exists(single) else []) + sorted(shards)
 
     def iter_documents(self, split: str | None = None, sources: list[str] | None = None) -> Iterator[Document]:
         """Cleaned documents of `split` (None = both), source by source (sorted by name)."""
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         for source in sources or self.sources:
-            with open(self.path(source), encoding="utf-8") as f:
-                for line in f:
-                    record = json.loads(line)
-                    if split is None or record["split"] == split:
-                        yield Document(id=record["id"], text=record["text"], title=record["title"],
-                                       source=source, meta={"split": record["split"]})
+            for path in self.paths(source):
+                with open(path, encoding="utf-8") as f:
+                    for line in f:
+                        record = json.loads(line)
+                        if split is None or record["split"] == split:
+                            yield Document(id=record["id"], text=record["text"], title=record["title"],
+                                           source=source, meta={"split": record["split"]})
 
 
 def load_clean_corpus(work_dir: str) -> CleanCorpus | None:
@@ -128,8 +136,10 @@ def load_clean_corpus(work_dir: str) -> CleanCorpus | None:
                        read_json(os.path.join(directory, SETTINGS), "cleaned corpus settings"))
 
 
-def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False) -> CleanCorpus:
-    """Runs (or reuses) the clean stage for data config `cfg` into WORK_DIR/clean/."""
+def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False, beam_options: str = "") -> CleanCorpus:
+    """Runs (or reuses) the clean stage for data config `cfg` into WORK_DIR/clean/: in this process
+    (`engine` local) or as an Apache Beam pipeline (`engine` beam, run with `beam_options`, TFDS's
+    comma-separated format); both keep the same documents and write the same report."""
     check_data_config(cfg)
     settings = clean_settings(cfg)
     final_dir = os.path.join(work_dir, "clean")
@@ -143,6 +153,12 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False) 
     shutil.rmtree(tmp_dir, ignore_errors=True)
     os.makedirs(tmp_dir)
     ensure_same_settings(os.path.join(tmp_dir, SETTINGS), settings, "a cleaned corpus")  # records them
+    if cfg.get("engine", "local") == "beam":
+        from biomed_jax.data.beam_engine import run_clean
+
+        result = run_clean(cfg, files, tmp_dir, beam_options, manual_dir)
+        return _finish(cfg, tmp_dir, final_dir, manual_dir, settings, files, result["cleaner"], result["kept"],
+                       result["files"], result["deleted_ids"], result["deleted_dropped"], result["decontamination"])
     cleaner = Cleaner(dict(cfg["clean"]), seed=int(cfg["seed"]), priorities=source_priorities(cfg))
     validation_fraction = float(cfg["split"]["validation_fraction"])
     file_reports, deleted_ids, prepared = [], set(), []
@@ -165,23 +181,61 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False) 
                 if report.error or report.truncated:
                     logging.warning("%s: %s (truncated=%s); kept the %d records before it",
                                     path, report.error, report.truncated, report.with_text)
-    # The keeper rule over the whole corpus, then pass 2 writes the survivors source by source.
+    # The keeper rule over the whole corpus, then pass 2 checks the survivors against the benchmarks'
+    # test questions and writes them source by source.
     dropped = cleaner.decide(prepared)
+    section, index, decontam = decontamination(cfg, manual_dir)
     kept = {name: _zero_split_counts() for name in cfg["sources"]}
     outputs = {name: open(os.path.join(tmp_dir, f"{name}.jsonl"), "w", encoding="utf-8") for name in cfg["sources"]}
     try:
         with open(staged, encoding="utf-8") as f:
-            for index, line in enumerate(f):
-                if index in dropped:
+            for position, line in enumerate(f):
+                if position in dropped:
                     continue
-                cleaner.kept(prepared[index])
+                cleaner.kept(prepared[position].doc.source, prepared[position].chars)
                 record = json.loads(line)
+                if index is not None:
+                    hits = index.hits(record["text"])
+                    decontam.add(record["source"], record["id"], hits)
+                    if hits and section["action"] == "drop":
+                        continue
                 _count_split(kept[record["source"]], record)
                 outputs[record["source"]].write(line)
     finally:
         for out in outputs.values():
             out.close()
     os.remove(staged)
+    deleted_dropped = _drop_deleted(tmp_dir, cfg["sources"], deleted_ids, kept) if deleted_ids else 0
+    return _finish(cfg, tmp_dir, final_dir, manual_dir, settings, files, cleaner, kept, file_reports, deleted_ids,
+                   deleted_dropped, decontam.to_dict() if decontam is not None else None)
+
+
+def decontamination(cfg: Mapping[str, Any], manual_dir: str):
+    """(the `decontam` section validated, its n-gram index, an empty report), index and report None when
+    the stage is off (no `decontam.benchmarks`). An empty `decontam.data_root` is `manual_dir` (the
+    synthetic world writes its benchmark files beside its corpus)."""
+    from biomed_jax.data import decontaminate
+
+    section = dict(_plain(cfg.get("decontam")) or {})
+    section["data_root"] = section.get("data_root") or manual_dir
+    section = decontaminate.validate(section)
+    if not section["benchmarks"]:
+        return section, None, None
+    index = decontaminate.build_index(section)
+    return section, index, decontaminate.DecontamReport.for_index(index, section)
+
+
+def _finish(cfg, tmp_dir: str, final_dir: str, manual_dir: str, settings: dict, files: Mapping[str, list],
+            cleaner: Cleaner, kept: dict, file_reports: list, deleted_ids: set, deleted_dropped: int,
+            decontam: dict | None) -> CleanCorpus:
+    """Checks what survived, writes clean_report.json (and decontamination.json) and moves the finished
+    stage into place."""
+    if decontam is not None:
+        write_json(os.path.join(tmp_dir, DECONTAMINATION), decontam)
+        logging.info("decontamination: %d of %d documents contain test questions (%s); %s",
+                     decontam["documents_hit"], decontam["documents_checked"],
+                     ", ".join(f"{name} {b['questions_hit']}" for name, b in decontam["benchmarks"].items()),
+                     f"dropped {decontam['documents_dropped']}" if decontam["action"] == "drop" else "kept")
     for name, counts in kept.items():
         if counts["train"] + counts["validation"] == 0:
             logging.warning("sources.%s: no document kept from %d file(s); see %s in the clean report",
@@ -191,7 +245,6 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False) 
         raise ValueError(f"no training document survived reading and cleaning of {sum(map(len, files.values()))} "
                          f"file(s) under {manual_dir!r}: check the files (python -m experiments.inspect) and the "
                          f"clean.min_chars / clean.min_words settings")
-    deleted_dropped = _drop_deleted(tmp_dir, cfg["sources"], deleted_ids, kept) if deleted_ids else 0
     report = {
         "manual_dir": os.path.abspath(manual_dir),
         "sources": kept,
@@ -249,7 +302,7 @@ def _count_split(counts: dict[str, int], record: Mapping[str, Any]) -> None:
 def clean_settings(cfg: Mapping[str, Any]) -> dict:
     """What the clean stage's output depends on (sources, manual dir, world, clean and split settings), as
     plain JSON values."""
-    keys = ("sources", "manual_dir", "generate_world", "world", "clean", "split", "seed")
+    keys = ("sources", "manual_dir", "generate_world", "world", "clean", "split", "seed", "decontam")
     return json.loads(json.dumps({k: _plain(cfg[k]) for k in keys if k in cfg}, default=str))
 
 

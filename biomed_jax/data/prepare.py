@@ -17,15 +17,18 @@ from biomed_jax.data.corpus import check_data_config, clean_corpus
 from biomed_jax.data.tokenizer import build_or_load
 
 
-def prepare(cfg, data_dir: str) -> token_dataset.TokenDataset:
-    """Runs every stage not yet done; returns the finished dataset."""
+def prepare(cfg, data_dir: str, beam_options: str = "") -> token_dataset.TokenDataset:
+    """Runs every stage not yet done; returns the finished dataset. With `engine` beam the clean and
+    dataset stages run as Beam pipelines with `beam_options` (TFDS's comma-separated format)."""
     check_data_config(cfg)
     path = token_dataset.dataset_dir(data_dir, cfg.name)
     if os.path.exists(os.path.join(path, "dataset_info.json")):
         print(f"dataset already prepared: {path} (delete it to rebuild)")
         return token_dataset.TokenDataset(data_dir, cfg.name)
     work_dir = os.path.join(data_dir, "biomed_work", cfg.name)
-    corpus = clean_corpus(cfg, work_dir, progress=True)
+    if cfg.get("engine", "local") == "beam" and not beam_options:
+        beam_options = "runner=DirectRunner"
+    corpus = clean_corpus(cfg, work_dir, progress=True, beam_options=beam_options)
     filters = corpus.report["filters"]["total"]
     print(f"clean: kept {filters['kept']} of {filters['seen']} documents "
           f"({json.dumps({k: v for k, v in filters.items() if k not in ('seen', 'kept')})}); "
@@ -34,4 +37,4 @@ def prepare(cfg, data_dir: str) -> token_dataset.TokenDataset:
     for stale in glob.glob(os.path.join(os.path.dirname(path), "incomplete.*")):
         logging.info("removing %s, left by an interrupted build", stale)
         shutil.rmtree(stale, ignore_errors=True)
-    return token_dataset.build_token_dataset(cfg, corpus, tokenizer, tokenizer_path, data_dir)
+    return token_dataset.build_token_dataset(cfg, corpus, tokenizer, tokenizer_path, data_dir, beam_options)

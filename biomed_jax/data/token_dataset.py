@@ -38,12 +38,13 @@ class BiomedCorpus(tfds.core.GeneratorBasedBuilder):
         "--config.manual_dir; `python -m experiments.prepare_data` runs this builder.")
 
     def __init__(self, *, data_cfg: Mapping[str, Any], corpus: CleanCorpus, tokenizer_path: str,
-                 eos_id: int, vocab_size: int, num_workers: int = 1, **kwargs):
+                 eos_id: int, vocab_size: int, num_workers: int = 1, counts_dir: str = "", **kwargs):
         self._data_cfg = data_cfg
         self._corpus = corpus
         self._tokenizer_path = tokenizer_path
         self._eos_id, self._vocab_size = eos_id, vocab_size
         self._num_workers = num_workers
+        self._counts_dir = counts_dir   # set: the splits are Beam transforms that write their counts here
         config = tfds.core.BuilderConfig(name=data_cfg["name"], description="biomed_jax data config "
                                          f"{data_cfg['name']!r}")
         super().__init__(config=config, file_format="array_record", **kwargs)
@@ -73,13 +74,20 @@ class BiomedCorpus(tfds.core.GeneratorBasedBuilder):
             "data_config": _plain(self._data_cfg),
             "counts": {},
         })
-        return {
-            "train": self._generate_examples("train", epochs),
-            # Validation is the held-out documents once each: no repeats, fractional sources sampled.
-            "validation": self._generate_examples("validation", {k: min(v, 1.0) for k, v in epochs.items()}),
-        }
+        # Validation is the held-out documents once each: no repeats, fractional sources sampled.
+        split_epochs = {"train": epochs, "validation": {k: min(v, 1.0) for k, v in epochs.items()}}
+        if self._counts_dir:
+            paths = [path for source in self._corpus.sources for path in self._corpus.paths(source)]
+            from biomed_jax.data.beam_engine import dataset_examples
+
+            return {split: dataset_examples(paths, split, e, int(self._data_cfg["seed"]), self._tokenizer_path,
+                                            os.path.join(self._counts_dir, f"{split}.json"))
+                    for split, e in split_epochs.items()}
+        return {split: self._generate_examples(split, e) for split, e in split_epochs.items()}
 
     def _generate_examples(self, split: str, epochs: Mapping[str, float]) -> Iterator[tuple[str, dict]]:
+        """The in-process engine: documents mixed and tokenized in `num_workers` processes, keyed for TFDS's
+        deterministic shuffle; the counts go straight into the dataset's metadata."""
         counts = {name: {"documents": 0, "tokens": 0} for name in self._corpus.sources}
         self.info.metadata["counts"][split] = counts
         seed = int(self._data_cfg["seed"])
@@ -170,24 +178,47 @@ def _encode(chunk: list[tuple]) -> list[list[int]]:
 
 
 def build_token_dataset(cfg: Mapping[str, Any], corpus: CleanCorpus, tokenizer, tokenizer_path: str,
-                        data_dir: str) -> "TokenDataset":
-    """Runs the builder for data config `cfg` over a clean corpus and a tokenizer; returns the dataset."""
+                        data_dir: str, beam_options: str = "") -> "TokenDataset":
+    """Runs the builder for data config `cfg` over a clean corpus and a tokenizer; returns the dataset.
+    With `engine` beam, TFDS runs the split transforms as a Beam pipeline with `beam_options`."""
     from biomed_jax.data.tokenizer import eos_token_id
 
+    beam = cfg.get("engine", "local") == "beam"
+    counts_dir = os.path.join(os.path.dirname(corpus.directory), "dataset_counts") if beam else ""
     builder = BiomedCorpus(
         data_cfg=cfg, corpus=corpus, tokenizer_path=tokenizer_path,
         eos_id=eos_token_id(tokenizer, cfg["tokenizer"]["eos_token"]), vocab_size=tokenizer.get_vocab_size(),
-        num_workers=cfg["build"]["num_workers"], data_dir=data_dir)
+        num_workers=cfg["build"]["num_workers"], counts_dir=counts_dir, data_dir=data_dir)
     builder.download_and_prepare(download_config=download_config(
-        corpus.report["manual_dir"], cfg["build"]["max_shard_mb"]))
+        corpus.report["manual_dir"], cfg["build"]["max_shard_mb"], beam_options if beam else None))
+    if beam:
+        _add_counts(dataset_dir(data_dir, cfg["name"]), counts_dir)
     return TokenDataset(data_dir, cfg["name"])
 
 
-def download_config(manual_dir: str, max_shard_mb: int) -> tfds.download.DownloadConfig:
-    """How prepare_data runs the builder: no statistics pass, shards of at most `max_shard_mb`."""
+def _add_counts(path: str, counts_dir: str) -> None:
+    """Puts the Beam build's per-source counts into the finished dataset's metadata.json."""
+    from biomed_jax.run_dir import read_json
+
+    metadata_path = os.path.join(path, "metadata.json")
+    metadata = read_json(metadata_path, "dataset metadata")
+    metadata["counts"] = {split: read_json(os.path.join(counts_dir, f"{split}.json"), f"{split} counts")
+                          for split in ("train", "validation")}
+    write_json(metadata_path, metadata)
+    shutil.rmtree(counts_dir, ignore_errors=True)
+
+
+def download_config(manual_dir: str, max_shard_mb: int, beam_options: str | None = None) -> tfds.download.DownloadConfig:
+    """How prepare_data runs the builder: no statistics pass, shards of at most `max_shard_mb`, and, for
+    the Beam engine, the pipeline options."""
+    options = None
+    if beam_options is not None:
+        from biomed_jax.data.beam_engine import pipeline_options
+
+        options = pipeline_options(beam_options or "runner=DirectRunner")
     return tfds.download.DownloadConfig(
         manual_dir=manual_dir, compute_stats=tfds.download.ComputeStatsMode.SKIP,
-        max_shard_size=int(max_shard_mb) * 2**20)
+        max_shard_size=int(max_shard_mb) * 2**20, beam_options=options)
 
 
 def dataset_dir(data_dir: str, name: str) -> str:

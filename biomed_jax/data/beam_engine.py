@@ -1,0 +1,384 @@
+"""Data preparation on Apache Beam (`engine` beam): the same documents kept, the same report and the same
+tokens as the in-process engine (biomed_jax/data/corpus.py, token_dataset.py), at any scale, on any Beam
+runner (DirectRunner here; Dataflow, Flink or Spark on a cluster).
+
+The clean stage (`run_clean`):
+
+    files -> read + normalise + filter + hash (a DoFn per file: readers.py and Cleaner.prepare)
+          -> exact dedup: GroupByKey(exact hash), keep the smallest (source priority, id, hash)
+          -> near dedup: one (bucket, member) per LSH band, GroupByKey(bucket), candidate pairs verified
+             (clean.near_drops), the smallest verified smaller neighbour per document (CombinePerKey)
+          -> CoGroupByKey(document, its near drop) -> benchmark decontamination (the n-gram index shipped
+             with the DoFn; reports combined) -> PubMed deletions dropped (a side input)
+          -> per source, JSON lines in shards: OUT_DIR/<source>-SSSSS-of-NNNNN.jsonl
+
+No step holds the corpus in one place: the dedup index is the shuffle. The filters' counts are made per
+bundle and combined (a bundle a runner retries has its outputs discarded with it, so it is counted
+once), and only those small combined counts come back to the driver, which writes clean_report.json.
+They equal the in-process engine's: tests build the synthetic world and the real PubMed files both ways
+and compare kept ids and reports.
+
+The token dataset (`dataset_examples`): TFDS's Beam support runs a PTransform per split (read the clean
+shards, mix, tokenize) and writes the array_record shards itself.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Any, Mapping
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
+
+from biomed_jax.data.clean import Cleaner, band_keys, near_drops
+from biomed_jax.data.readers import ReadReport, read_documents
+
+_COUNTS, _FILES, _DROPS = "counts", "files", "drops"
+
+
+def pipeline_options(options: str):
+    """Beam PipelineOptions from TFDS's comma-separated format, e.g.
+    "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"."""
+    flags = [f"--{item.strip()}" for item in options.split(",") if item.strip()]
+    return PipelineOptions(flags)
+
+
+def _counter(seed: int) -> Cleaner:
+    """A Cleaner used only to count (no MinHash permutations to build or ship)."""
+    return Cleaner({"near_dedup": False}, seed)
+
+
+class _ReadAndPrepare(beam.DoFn):
+    """DoFn: one (source, kind, path) -> its documents, normalised, filtered and hashed; the file's read
+    report and the bundle's filter counts (seen, empty, too_short, characters) as side outputs."""
+
+    def __init__(self, clean_options: Mapping[str, Any], seed: int, priorities: Mapping[str, int],
+                 validation_fraction: float):
+        self.clean_options, self.seed, self.priorities = dict(clean_options), seed, dict(priorities)
+        self.validation_fraction = validation_fraction
+
+    def setup(self):
+        self.cleaner = None
+
+    def start_bundle(self):
+        self.cleaner = Cleaner(self.clean_options, self.seed, self.priorities)
+
+    def process(self, item):
+        from biomed_jax.data.corpus import split_of
+
+        name, kind, path = item
+        report = ReadReport(path=path)
+        for doc in read_documents(kind, path, report):
+            doc.source = name
+            prepared = self.cleaner.prepare(doc)
+            if prepared is None:
+                continue
+            yield {"key": prepared.key, "exact": prepared.exact, "chars": prepared.chars,
+                   "sketch": None if prepared.sketch is None else prepared.sketch.tobytes(),
+                   "record": {"id": prepared.doc.id, "text": prepared.doc.text, "title": prepared.doc.title,
+                              "source": name, "split": split_of(name, prepared.doc.id, self.validation_fraction)}}
+        yield beam.pvalue.TaggedOutput(_FILES, [self.priorities.get(name, 0), path, report.to_dict(),
+                                                sorted(report.deleted_ids)])
+
+    def finish_bundle(self):
+        yield beam.pvalue.TaggedOutput(_COUNTS, WindowedValue(self.cleaner.partial(), 0, [GlobalWindow()]))
+
+
+class _Counts(beam.CombineFn):
+    """Combines the filters' counts: bundle partials, kept documents' characters and drop records, into
+    one Cleaner partial (JSON values) for the driver's report."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def create_accumulator(self):
+        return _counter(self.seed)
+
+    def add_input(self, counter: Cleaner, item):
+        kind, value = item
+        if kind == "partial":
+            counter.add_partial(value)
+        elif kind == "kept":
+            counter.kept(*value)
+        else:
+            key, duplicate_of = value
+            key = tuple(key)
+            counter.dropped(key, key[1], key[2], kind, duplicate_of)
+        return counter
+
+    def merge_accumulators(self, counters):
+        merged = _counter(self.seed)
+        for counter in counters:
+            merged.add_partial(counter.partial())
+        return merged
+
+    def extract_output(self, counter: Cleaner):
+        return counter.partial()
+
+
+def _keep_exact(item):
+    """One exact group -> its keeper (main output) and ("exact_duplicate", ...) drops."""
+
+    _, members = item
+    members = sorted(members, key=lambda m: m["key"])
+    for member in members[1:]:
+        yield beam.pvalue.TaggedOutput(_DROPS, ("exact_duplicate", (member["key"], _name(members[0]["key"]))))
+    yield members[0]
+
+
+def _name(key) -> str:
+    """The "source/id" a document key names (key = (priority, source, id, hash))."""
+    return f"{key[1]}/{key[2]}"
+
+
+def _bucket_members(doc, bands: int, rows: int):
+    key = tuple(doc["key"])
+    for bucket in band_keys(np.frombuffer(doc["sketch"], dtype=np.uint32), bands, rows):
+        yield bucket, (key, doc["sketch"])
+
+
+def _verify_bucket(item, threshold: float):
+    """One LSH bucket -> (document key, neighbour key) for every verified smaller neighbour, and the
+    bucket's pair counts as a ("partial", ...) side output."""
+
+    _, members = item
+    members = [(key, key, np.frombuffer(sketch, dtype=np.uint32)) for key, sketch in members]
+    if len(members) < 2:
+        return
+    found, checked, below = near_drops(members, threshold)
+    yield beam.pvalue.TaggedOutput(_COUNTS, ("partial", {"sources": {}, "chars": {}, "examples": {},
+                                                         "candidates": {"checked": checked,
+                                                                        "below_threshold": below}}))
+    for key, (neighbour_key, _) in found:
+        yield key, neighbour_key
+
+
+def _join_near(item):
+    """(key, {doc, near}) -> the kept document, or a ("near_duplicate", ...) drop naming the smallest
+    verified neighbour."""
+
+    _, grouped = item
+    for doc in grouped["doc"]:
+        if grouped["near"]:
+            neighbour = min(grouped["near"])
+            yield beam.pvalue.TaggedOutput(_DROPS, ("near_duplicate", (doc["key"], _name(neighbour))))
+        else:
+            yield doc
+
+
+class _Decontaminate(beam.DoFn):
+    """Checks each kept document against the benchmarks' n-gram index (shipped with the DoFn); with
+    action drop, documents containing a test question leave the corpus. Each check is a side output."""
+
+    def __init__(self, index, action: str):
+        self.index, self.action = index, action
+
+    def process(self, doc):
+        record = doc["record"]
+        hits = self.index.hits(record["text"])
+        yield beam.pvalue.TaggedOutput("hits", (record["source"], record["id"],
+                                                {name: sorted(ids) for name, ids in hits.items()}))
+        if not (hits and self.action == "drop"):
+            yield doc
+
+
+class _DecontamCounts(beam.CombineFn):
+    """DecontamReport as a CombineFn: every check added, partial reports merged, its dict extracted."""
+
+    def __init__(self, empty_report):
+        self.empty = empty_report
+
+    def create_accumulator(self):
+        import copy
+
+        return copy.deepcopy(self.empty)
+
+    def add_input(self, report, check):
+        source, doc_id, hits = check
+        report.add(source, doc_id, {name: set(ids) for name, ids in hits.items()})
+        return report
+
+    def merge_accumulators(self, reports):
+        reports = list(reports)
+        for other in reports[1:]:
+            reports[0].merge(other)
+        return reports[0]
+
+    def extract_output(self, report):
+        return report.to_dict()
+
+
+def _without_deleted(doc, deleted, pubmed_sources):
+    """Drops PubMed documents a DeleteCitation (in any file) withdrew; they count as deleted."""
+
+    record = doc["record"]
+    if record["source"] in pubmed_sources and record["id"] in deleted:
+        yield beam.pvalue.TaggedOutput("deleted", 1)
+    else:
+        yield record
+
+
+def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: str, options: str,
+              manual_dir: str) -> dict:
+    """Runs the Beam clean pipeline over `files` ({source: paths}), writing each source's kept documents
+    into OUT_DIR as JSON-lines shards. Returns what the driver needs for the report: {"cleaner": the
+    combined counts, "files": the read reports in the in-process engine's order, "deleted_ids",
+    "kept": {source: split counts}, "deleted_dropped", "decontamination": its report or None}."""
+    from biomed_jax.data.corpus import decontamination, source_priorities
+
+    priorities = source_priorities(cfg)
+    driver = Cleaner(dict(cfg["clean"]), seed=int(cfg["seed"]), priorities=priorities)
+    opts, seed = driver.options, driver.seed
+    names = list(cfg["sources"])
+    pubmed = [name for name in names if cfg["sources"][name]["kind"] == "pubmed_xml"]
+    items = [(name, cfg["sources"][name]["kind"], path) for name in names for path in files[name]]
+    results = os.path.join(out_dir, "_results")
+    with beam.Pipeline(options=pipeline_options(options)) as pipeline:
+        read = (pipeline | "files" >> beam.Create(items) | "spread files" >> beam.Reshuffle()
+                | "read and prepare" >> beam.ParDo(_ReadAndPrepare(
+                    opts, seed, priorities, float(cfg["split"]["validation_fraction"])))
+                .with_outputs(_COUNTS, _FILES, main="docs"))
+        docs = read.docs
+        counts = [read[_COUNTS] | "partials" >> beam.Map(lambda partial: ("partial", partial))]
+        if opts["exact_dedup"]:
+            exact = (docs | "by exact hash" >> beam.Map(lambda d: (d["exact"], d))
+                     | "group exact" >> beam.GroupByKey()
+                     | "keep exact" >> beam.FlatMap(_keep_exact).with_outputs(_DROPS, main="kept"))
+            docs = exact.kept
+            counts.append(exact[_DROPS])
+        if opts["near_dedup"]:
+            near = (docs | "buckets" >> beam.FlatMap(_bucket_members, driver.bands, driver.rows)
+                    | "group buckets" >> beam.GroupByKey()
+                    | "verify" >> beam.FlatMap(_verify_bucket, opts["jaccard_threshold"])
+                    .with_outputs(_COUNTS, main="pairs"))
+            counts.append(near[_COUNTS])
+            joined = ({"doc": docs | "by key" >> beam.Map(lambda d: (tuple(d["key"]), d)),
+                       "near": near.pairs | "nearest" >> beam.CombinePerKey(min)}
+                      | "join near" >> beam.CoGroupByKey()
+                      | "drop near" >> beam.FlatMap(_join_near).with_outputs(_DROPS, main="kept"))
+            docs = joined.kept
+            counts.append(joined[_DROPS])
+        counts.append(docs | "kept chars" >> beam.Map(lambda d: ("kept", (d["record"]["source"], d["chars"]))))
+        section, index, report = decontamination(cfg, manual_dir)
+        if index is not None:
+            checked = (docs | "decontaminate" >> beam.ParDo(_Decontaminate(index, section["action"]))
+                       .with_outputs("hits", main="docs"))
+            docs = checked.docs
+            _write(checked.hits | "combine decontamination" >> beam.CombineGlobally(_DecontamCounts(report)),
+                   results, "decontamination")
+        deleted = read[_FILES] | "deleted ids" >> beam.FlatMap(lambda item: item[3])
+        final = (docs | "drop deleted" >> beam.FlatMap(_without_deleted, beam.pvalue.AsList(deleted), pubmed)
+                 .with_outputs("deleted", main="records"))
+        records = final.records
+        by_source = records | "by source" >> beam.Partition(lambda r, n: names.index(r["source"]), len(names))
+        for index, name in enumerate(names):
+            (by_source[index] | f"json {name}" >> beam.Map(json.dumps, ensure_ascii=False)
+             | f"write {name}" >> beam.io.WriteToText(os.path.join(out_dir, name), file_name_suffix=".jsonl"))
+        splits = (records | "split sizes" >> beam.Map(
+            lambda r: ((r["source"], r["split"]), (1, len(r["text"])))) | "sum splits" >> beam.CombinePerKey(
+                lambda pairs: tuple(map(sum, zip(*pairs)))))
+        _write(splits, results, "splits")
+        _write(final.deleted | "count deleted" >> beam.combiners.Count.Globally(), results, "deleted")
+        _write(read[_FILES], results, "files")
+        _write(counts | "all counts" >> beam.Flatten() | "combine counts" >> beam.CombineGlobally(_Counts(seed)),
+               results, "counts")
+    return _results(cfg, driver, results)
+
+
+def _write(pcoll, results: str, name: str) -> None:
+    (pcoll | f"json {name} result" >> beam.Map(json.dumps)
+     | f"write {name} result" >> beam.io.WriteToText(os.path.join(results, name), file_name_suffix=".jsonl"))
+
+
+def _read(results: str, name: str) -> list:
+    values = []
+    for path in sorted(glob.glob(os.path.join(results, f"{name}-*.jsonl"))):
+        with open(path, encoding="utf-8") as f:
+            values += [json.loads(line) for line in f]
+    return values
+
+
+def _results(cfg: Mapping[str, Any], driver: Cleaner, results: str) -> dict:
+    import shutil
+
+    for partial in _read(results, "counts"):
+        driver.add_partial(partial)
+    files = sorted(_read(results, "files"), key=lambda item: (item[0], item[1]))
+    from biomed_jax.data.corpus import _zero_split_counts
+
+    kept = {name: _zero_split_counts() for name in cfg["sources"]}
+    for (source, split), (n, chars) in _read(results, "splits"):
+        kept[source][split] += n
+        kept[source][f"chars_{split}"] += chars
+    deleted_dropped = sum(_read(results, "deleted"))
+    decontam = _read(results, "decontamination")
+    shutil.rmtree(results, ignore_errors=True)
+    return {"cleaner": driver, "files": [report for _, _, report, _ in files],
+            "deleted_ids": {pmid for *_, ids in files for pmid in ids}, "kept": kept,
+            "deleted_dropped": deleted_dropped, "decontamination": decontam[0] if decontam else None}
+
+
+# --- the token dataset: mixture, tokenization, TFDS's array_record write -----------------------------
+
+
+def dataset_examples(paths: list[str], split: str, epochs: Mapping[str, float], seed: int, tokenizer_path: str,
+                     counts_path: str) -> beam.PTransform:
+    """One split's examples as a PTransform for TFDS's Beam support (token_dataset.BiomedCorpus), made as
+    the in-process engine makes them (same keys, same tokens): the clean corpus's JSON lines read in
+    parallel, each document repeated per the mixture (mixture.copies), tokenized by workers that each
+    load the tokenizer once. Per-source counts are written to `counts_path` (JSON) for the driver to put
+    into the dataset's metadata."""
+
+    @beam.ptransform_fn
+    def examples(root):
+        records = (root | "paths" >> beam.Create(paths) | "read" >> beam.io.ReadAllFromText()
+                   | "parse" >> beam.Map(json.loads) | "split" >> beam.Filter(lambda r: r["split"] == split))
+        keyed = (records | "mix" >> beam.FlatMap(_copies, seed, dict(epochs))
+                 | "tokenize" >> beam.ParDo(_Tokenize(tokenizer_path)))
+        (keyed | "sizes" >> beam.Map(lambda kv: (kv[1]["source"], (1, len(kv[1]["tokens"]))))
+         | "sum sizes" >> beam.CombinePerKey(lambda pairs: tuple(map(sum, zip(*pairs))))
+         | "all sizes" >> beam.combiners.ToList()
+         | "write sizes" >> beam.Map(_write_counts, counts_path, sorted(epochs)))
+        return keyed
+
+    return examples()
+
+
+def _copies(record: Mapping[str, Any], seed: int, epochs: Mapping[str, float]):
+    from biomed_jax.data import mixture
+
+    source = record["source"]
+    for copy in range(mixture.copies(seed, source, record["id"], epochs[source])):
+        yield f"{source}:{record['id']}:{copy}", record
+
+
+def _write_counts(sizes: list, path: str, sources: list[str]) -> None:
+    """Per-source {documents, tokens}; a source with no example in the split counts zeros, as in-process."""
+    from biomed_jax.run_dir import write_json
+
+    found = dict(sizes)
+    write_json(path, {source: dict(zip(("documents", "tokens"), found.get(source, (0, 0)))) for source in sources})
+
+
+class _Tokenize(beam.DoFn):
+    """(key, record) -> (key, example) with the record's tokens; documents that tokenize to nothing are
+    left out, as the in-process engine leaves them out."""
+
+    def __init__(self, tokenizer_path: str):
+        self.tokenizer_path = tokenizer_path
+
+    def setup(self):
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(self.tokenizer_path)
+
+    def process(self, item):
+        key, record = item
+        tokens = self.tokenizer.encode(record["text"], add_special_tokens=False).ids
+        if tokens:
+            yield key, {"tokens": np.asarray(tokens, np.int32), "id": record["id"], "source": record["source"]}
