@@ -1,6 +1,16 @@
-"""Data pipeline throughput: read -> clean -> tokenize -> write, and loader batches/s vs training.
+"""Data pipeline throughput: read -> clean -> tokenize -> write, and loader batches/s vs training; and, with
+--scale_docs, the clean stage at corpus scale on both engines.
 
     python -m experiments.bench_data --workdir=/tmp/bench_data [--config=configs/data.py:synthetic]
+    python -m experiments.bench_data --workdir=/tmp/bench_scale --scale_docs=100000,1000000 \
+        [--engines=local,beam:1,beam:2]
+
+--scale_docs generates PubMed-sized documents on the fly (never kept), with exact copies (1%) and
+near-duplicates (2%: two words of ~150 changed, Jaccard ~0.87 over 5-word shingles, above the 0.8
+threshold) planted, and runs the clean stage (read + normalise + exact and MinHash dedup) with each
+engine: the in-process one, and Beam's DirectRunner with 1 and 2 worker processes. It reports documents/s
+(per worker), peak resident memory of the driver and of each worker process, and the recall and precision
+of the planted near-duplicates.
 
 Stages are timed separately on a fresh workdir: the synthetic world (if the preset makes one), the
 clean stage (read + normalise + exact/MinHash dedup), tokenizer training, and the TFDS build (mix +
@@ -11,6 +21,7 @@ on this machine (the loader must be at least 10x faster than training).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -32,6 +43,8 @@ from configs.pretrain import get_config as pretrain_config
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/data.py:synthetic", "Data config and preset.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Scratch folder (emptied first).")
 _LOADER_BATCHES = flags.DEFINE_integer("loader_batches", 300, "Batches timed for the loader.")
+_SCALE = flags.DEFINE_list("scale_docs", [], "Corpus sizes for the scale benchmark of the clean stage.")
+_ENGINES = flags.DEFINE_list("engines", ["local", "beam:1", "beam:2"], "local, or beam:<worker processes>.")
 
 
 def _timed(fn):
@@ -43,6 +56,8 @@ def _timed(fn):
 def main(argv):
     del argv
     quiet_library_logs()
+    if _SCALE.value:
+        return scale(_WORKDIR.value, [int(n) for n in _SCALE.value], _ENGINES.value)
     cfg, root = _CONFIG.value, _WORKDIR.value
     shutil.rmtree(root, ignore_errors=True)
     work = os.path.join(root, "work")
@@ -102,6 +117,134 @@ def main(argv):
           f"loader / training = {loader_rate / train_rate:.1f}x")
     write_json(os.path.join(root, "bench_data.json"),
                {"stages": rows, "loader_batches_per_s": loader_rate, "train_steps_per_s": train_rate})
+
+
+
+# --- the clean stage at scale ------------------------------------------------------------------------
+
+
+def _generate(folder: str, n_docs: int, seed: int = 0, shard: int = 20_000) -> tuple[set, set]:
+    """JSON-lines shards of n_docs PubMed-sized documents (Zipf-distributed invented words); returns
+    (ids of planted near-duplicates, ids of planted exact copies). A planted copy's id sorts after its
+    original's, so the keeper rule keeps the original."""
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i}" for i in range(50_000)])
+    weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.1
+    weights /= weights.sum()
+    near, exact = set(), set()
+    os.makedirs(folder, exist_ok=True)
+    written, part = 0, 0
+    while written < n_docs:
+        with open(os.path.join(folder, f"part-{part:05d}.jsonl"), "w") as out:
+            for _ in range(min(shard, n_docs - written)):
+                words = rng.choice(vocab, size=int(rng.integers(120, 200)), p=weights)
+                doc_id = f"d{written:08d}"
+                out.write(json.dumps({"id": doc_id, "text": " ".join(words)}) + "\n")
+                written += 1
+                roll = rng.random()
+                if roll < 0.02 and written < n_docs:
+                    changed = words.copy()
+                    changed[rng.choice(len(words), size=2, replace=False)] = "zzchanged"
+                    near.add(f"n{doc_id[1:]}")
+                    out.write(json.dumps({"id": f"n{doc_id[1:]}", "text": " ".join(changed)}) + "\n")
+                    written += 1
+                elif roll < 0.03 and written < n_docs:
+                    exact.add(f"x{doc_id[1:]}")
+                    out.write(json.dumps({"id": f"x{doc_id[1:]}", "text": " ".join(words).upper()}) + "\n")
+                    written += 1
+        part += 1
+    return near, exact
+
+
+class _PeakMemory:
+    """Samples the resident memory of this process and its children (Beam's workers) every 0.2 s."""
+
+    def __init__(self):
+        import threading
+
+        import psutil
+
+        self.peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._me = psutil.Process()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psutil
+
+        while not self._stop.is_set():
+            for proc in [self._me, *self._me.children(recursive=True)]:
+                try:
+                    self.peaks[proc.pid] = max(self.peaks.get(proc.pid, 0), proc.memory_info().rss)
+                except psutil.Error:
+                    pass
+            self._stop.wait(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def driver_and_workers(self) -> tuple[int, int]:
+        driver = self.peaks.get(self._me.pid, 0)
+        workers = [rss for pid, rss in self.peaks.items() if pid != self._me.pid]
+        return driver, max(workers, default=0)
+
+
+def scale(root: str, sizes: list[int], engines: list[str]) -> None:
+    """The clean stage on generated corpora of `sizes` documents with each of `engines`: a table of
+    documents/s, peak memory and near-duplicate recall and precision (also written as scale.json)."""
+    from configs.data import get_config
+
+    rows = []
+    for n_docs in sizes:
+        manual = os.path.join(root, f"corpus_{n_docs}")
+        shutil.rmtree(manual, ignore_errors=True)
+        near, exact = _generate(os.path.join(manual, "abstracts"), n_docs)
+        for engine in engines:
+            cfg = get_config("pubmed")
+            cfg.manual_dir = manual
+            cfg.sources = dict(abstracts=dict(kind="jsonl", paths="abstracts/*.jsonl", epochs=1.0, fraction=0.0))
+            cfg.clean.update(dict(min_chars=100, min_words=20))
+            workers = 1
+            options = ""
+            if engine.startswith("beam"):
+                workers = int(engine.split(":")[1]) if ":" in engine else 1
+                cfg.engine = "beam"
+                options = (f"runner=DirectRunner,direct_num_workers={workers},direct_running_mode=multi_processing"
+                           if workers > 1 else "runner=DirectRunner,direct_running_mode=in_memory")
+            work = os.path.join(root, f"work_{n_docs}_{engine.replace(':', '')}")
+            shutil.rmtree(work, ignore_errors=True)
+            with _PeakMemory() as memory:
+                corpus, seconds = _timed(lambda: clean_corpus(cfg, work, beam_options=options))
+            kept = {d.id for d in corpus.iter_documents()}
+            report = corpus.report["filters"]["total"]
+            dropped_near = {i for i in near if i not in kept}
+            recall = len(dropped_near) / max(len(near), 1)
+            precision = len(dropped_near) / max(report["near_duplicate"], 1)
+            driver, worker = memory.driver_and_workers()
+            rows.append(dict(documents=n_docs, engine=engine, workers=workers, seconds=round(seconds, 1),
+                             docs_per_s=round(n_docs / seconds), docs_per_s_per_worker=round(n_docs / seconds / workers),
+                             driver_peak_gib=round(driver / 2**30, 2), worker_peak_gib=round(worker / 2**30, 2),
+                             near_planted=len(near), near_recall=round(recall, 4), near_precision=round(precision, 4),
+                             exact_planted=len(exact), exact_dropped=report["exact_duplicate"]))
+            print(json.dumps(rows[-1]), flush=True)
+            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(manual, ignore_errors=True)
+    print("| documents | engine | s | docs/s | docs/s per worker | driver peak GiB | worker peak GiB | near recall | near precision |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['documents']:,} | {r['engine']} | {r['seconds']} | {r['docs_per_s']:,} | "
+              f"{r['docs_per_s_per_worker']:,} | {r['driver_peak_gib']} | {r['worker_peak_gib']} | "
+              f"{r['near_recall']} | {r['near_precision']} |")
+    write_json(os.path.join(root, "scale.json"), rows)
 
 
 if __name__ == "__main__":
