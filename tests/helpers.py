@@ -59,9 +59,9 @@ def tiny_hf_model(family: str, vocab: int = 128):
     return model.eval()
 
 
-def tiny_run(folder, texts, vocab_size: int = 300) -> str:
-    """FOLDER/run: a random tiny GPT-2-family model saved as a run directory, with a BPE tokenizer trained
-    on `texts` (saved as FOLDER/tokenizer.json); returns the run's path."""
+def tiny_run(folder, texts, vocab_size: int = 300, **model) -> str:
+    """FOLDER/run: a random tiny GPT-2-family model (`model` overrides its fields) saved as a run directory,
+    with a BPE tokenizer trained on `texts` (saved as FOLDER/tokenizer.json); returns the run's path."""
     import jax
 
     from biomed_jax.data.tokenizer import train_bpe
@@ -72,7 +72,21 @@ def tiny_run(folder, texts, vocab_size: int = 300) -> str:
 
     tokenizer = train_bpe(list(texts), vocab_size=vocab_size, min_frequency=1)
     tokenizer.save(os.path.join(folder, "tokenizer.json"))
-    cfg = ModelConfig.from_dict(dict(model_preset("tiny"), vocab_size=tokenizer.get_vocab_size(), dtype="float32"))
+    cfg = ModelConfig.from_dict(dict(model_preset("tiny"), vocab_size=tokenizer.get_vocab_size(), dtype="float32",
+                                     **model))
     params = jax.jit(init_params, static_argnums=0)(cfg, jax.random.key(0))
     return save_run(os.path.join(folder, "run"), {"params": params}, {"model": cfg.to_dict()},
                     tokenizer_from=os.path.join(folder, "tokenizer.json"))
+
+
+def word_tokenizer(vocab: int = 128):
+    """A word-level tokenizer of w0 .. w{vocab-3}, [UNK] and <|endoftext|> (the last id): text a tiny
+    random model's ids decode to, one word per token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = {f"w{i}": i for i in range(vocab - 2)}
+    words.update({"[UNK]": vocab - 2, "<|endoftext|>": vocab - 1})
+    tokenizer = Tokenizer(models.WordLevel(words, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.add_special_tokens(["<|endoftext|>"])
+    return tokenizer

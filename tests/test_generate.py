@@ -96,7 +96,7 @@ def converted(tmp_path, family):
     hf_model = tiny_hf_model(family)
     hf_dir, run_dir = str(tmp_path / "hf"), str(tmp_path / "run")
     hf_model.save_pretrained(hf_dir, safe_serialization=True)
-    word_tokenizer().save(os.path.join(hf_dir, "tokenizer.json"))
+    helpers.word_tokenizer(HF_VOCAB).save(os.path.join(hf_dir, "tokenizer.json"))
     hf_to_jax(hf_dir, run_dir)
     return hf_model, run_dir
 
@@ -229,17 +229,6 @@ def test_sharded_generation_equals_single_device(llama_generator):
 
 
 # --- the command ---------------------------------------------------------------------------------
-
-def word_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {f"w{i}": i for i in range(HF_VOCAB - 2)}
-    vocab.update({"[UNK]": HF_VOCAB - 2, "<|endoftext|>": HF_VOCAB - 1})
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer.add_special_tokens(["<|endoftext|>"])
-    return tokenizer
-
 
 def test_generate_command_prompts_and_interactive(tmp_path):
     _, run_dir = converted(tmp_path, "gpt2")

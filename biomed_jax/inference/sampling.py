@@ -89,3 +89,29 @@ def stop_token_array(stop_tokens: Sequence[int]) -> jax.Array:
     """Stop ids padded with -1 to a multiple of 8, so small changes to the list do not recompile."""
     n = max(8, -(-len(stop_tokens) // 8) * 8)
     return jnp.asarray(list(stop_tokens) + [-1] * (n - len(stop_tokens)), jnp.int32)
+
+
+def sample_rows(logits: jax.Array, seeds: jax.Array, steps: jax.Array, temperature: jax.Array,
+                top_k: jax.Array, top_p: jax.Array) -> jax.Array:
+    """Token ids (batch,) where every row has its own settings, all traced (batch,) arrays: the
+    continuous-batching engine's sampler, one compiled program for any mix of requests.
+
+    A row with temperature 0 is greedy (argmax, as `sample` with greedy=True). Otherwise the filters
+    run in `sample`'s order (temperature, top-k with k 0 = off, top-p with p 1 = off) and the token is
+    drawn with the key fold_in(key(seed), step): a request's draws depend on its seed and its step only,
+    never on the row it landed in or on what else is in flight.
+    """
+    logits = logits.astype(jnp.float32)
+    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+    def drawn(_):
+        scaled = logits / jnp.where(temperature > 0, temperature, 1.0)[:, None]
+        descending = -jnp.sort(-scaled, axis=-1)
+        kth = jnp.take_along_axis(descending, jnp.clip(top_k - 1, 0, scaled.shape[-1] - 1)[:, None], axis=-1)
+        scaled = jnp.where((top_k[:, None] > 0) & (scaled < kth), -jnp.inf, scaled)
+        scaled = jnp.where((top_p < 1)[:, None], top_p_filter(scaled, top_p[:, None]), scaled)
+        keys = jax.vmap(lambda seed, step: jax.random.fold_in(jax.random.key(seed), step))(seeds, steps)
+        return jax.vmap(lambda key, row: jax.random.categorical(key, row))(keys, scaled).astype(jnp.int32)
+
+    sampled = jax.lax.cond(jnp.any(temperature > 0), drawn, lambda _: greedy, None)
+    return jnp.where(temperature > 0, sampled, greedy)
