@@ -91,7 +91,9 @@ def test_plan_fails_when_the_batch_does_not_fit_the_mesh():
 
 SMOKE = [
     pytest.param("biomedlm", ["data", "pretrain", "finetune/medqa", "finetune/pubmedqa"], id="biomedlm"),
-    pytest.param("meditron", ["data", "base", "pretrain", "sft", "eval"], id="meditron"),
+    # About 60 s each on 2 cores; its stages (continued pretraining from a converted base, SFT, CoT
+    # evaluation) have their own tests in make test.
+    pytest.param("meditron", ["data", "base", "pretrain", "sft", "eval"], id="meditron", marks=pytest.mark.slow),
     # The slowest: three fine-tuning runs and three evaluations (about 100 s on 2 cores).
     pytest.param("medalpaca", ["data", "base", "sft/full", "sft/lora", "sft/int8_lora", "eval/full", "eval/lora",
                                "eval/int8_lora"], id="medalpaca", marks=pytest.mark.slow),

@@ -22,7 +22,6 @@ import pytest
 
 import helpers
 from biomed_jax.inference.engine import Engine
-from biomed_jax.inference.generate import Generator
 from biomed_jax.inference.sampling import SamplingConfig
 from biomed_jax.inference.text import TextStream, completion_text
 from biomed_jax.models.config import ModelConfig
@@ -242,7 +241,7 @@ def test_malformed_json_unknown_paths_and_the_client_errors(live):
 
 def test_sixty_four_requests_from_sixteen_clients_each_get_their_own_output(live):
     rng = np.random.default_rng(0)
-    jobs = [([int(t) for t in rng.integers(0, VOCAB - 2, size=int(rng.integers(1, 60)))], int(rng.integers(1, 40)))
+    jobs = [([int(t) for t in rng.integers(0, VOCAB - 2, size=int(rng.integers(1, 40)))], int(rng.integers(1, 24)))
             for _ in range(64)]
     client = live.client(timeout=120)
 
@@ -338,6 +337,23 @@ def test_logs_carry_sizes_and_timings_never_text(live, caplog):
         assert text not in logged
 
 
+def test_chat_templates_follow_the_run_and_can_be_overridden():
+    from biomed_jax.serving.chat import template_style
+    from biomed_jax.tasks.sft import template_record
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What treats fever?"}]
+    style = template_style(template_record("meditron"))   # what SFT records in the run directory
+    assert render_chat(style, messages) == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n"
+                                            "What treats fever?<|im_end|>\n<|im_start|>assistant\n")
+    alpaca = render_chat(template_style(template_record("medalpaca")), messages[1:])
+    assert "### Instruction:\nAnswer this question truthfully." in alpaca and alpaca.endswith("### Response:\n")
+    assert "What treats fever?" in alpaca
+    assert render_chat(template_style(None), messages) == "Be brief.\nUser: What treats fever?\nAssistant:"
+    assert template_style(template_record("medalpaca"), "plain") == "plain"
+    with pytest.raises(ValueError, match="template: unknown chat template 'vicuna'"):
+        template_style(None, "vicuna")
+
+
 # --- text streaming -----------------------------------------------------------------------------------
 
 
@@ -369,7 +385,7 @@ def serve_process(run_dir, port, *args):
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_backend_optimization_level=0",
                PYTHONPATH=helpers.REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen([sys.executable, "-m", "experiments.serve", f"--checkpoint={run_dir}", f"--port={port}",
-                             "--config.slots=2", "--config.max_len=256", *args], cwd=helpers.REPO_ROOT, env=env,
+                             "--config.slots=2", "--config.max_len=256", "--config.warmup=false", *args], cwd=helpers.REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

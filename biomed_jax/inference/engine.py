@@ -155,6 +155,8 @@ class Engine:
         return ids, chosen, top_ids, top_logprobs
 
     def _decode_fn(self, params, cache: KVCache, token, position, seed, step, temperature, top_k, top_p):
+        """One token for every row. Attention reads the whole cache row: reading only the slots in use
+        (a static window per power of two) was slower on XLA:CPU, which copies the slice."""
         model = nnx.merge(self.generator.graphdef, params)
         logits, cache = decode_step(model, token, position, cache)
         return self._pick(logits, seed, step, temperature, top_k, top_p), cache
@@ -250,8 +252,10 @@ class Engine:
     # --- the loop ------------------------------------------------------------------------------------
 
     def start(self) -> "Engine":
-        self._thread = threading.Thread(target=self._loop, name="biomed-engine", daemon=True)
-        self._thread.start()
+        """Starts the engine's thread (once; later calls do nothing)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="biomed-engine", daemon=True)
+            self._thread.start()
         return self
 
     def shutdown(self, timeout: float = 30.0) -> bool:

@@ -211,6 +211,17 @@ class Generator:
         bucket = _bucket(longest)
         return bucket, bucket + sampling.max_new_tokens
 
+    def precompile(self, prompt_len: int, sampling: SamplingConfig = SamplingConfig(), batch_size: int = 1,
+                   max_len: int = 0) -> None:
+        """Compiles, without running, the program generate() uses for `batch_size` prompts whose longest
+        has prompt_len tokens (e.g. every bucket before a server or a benchmark starts)."""
+        prompt_len, cache_len = self.plan([[0] * prompt_len], sampling, max_len)
+        program = self._program((sampling.max_new_tokens, cache_len, sampling.greedy, sampling.top_k,
+                                 sampling.top_p < 1, sampling.pad_id))
+        tokens = self._place(np.zeros((batch_size, prompt_len), np.int32))
+        program.lower(self.params, tokens, tokens, jax.random.key(0), jnp.float32(1), jnp.float32(1),
+                      stop_token_array(sampling.stop_tokens)).compile()
+
     def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingConfig = SamplingConfig(),
                  batch_size: int | None = None, max_len: int = 0, stream: int = 0) -> GenerationOutput:
         """Completes every prompt (lists of token ids), `batch_size` prompts per compiled call.

@@ -83,8 +83,7 @@ def create_app(served: Served, api_key: str | None = None, grace_s: float = 30.0
     metrics = Metrics(served.engine.load)
 
     async def lifespan(app):
-        if served.engine._thread is None:
-            served.engine.start()
+        served.engine.start()
         yield
         await asyncio.to_thread(served.engine.shutdown, grace_s)
 
