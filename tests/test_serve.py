@@ -184,6 +184,17 @@ def test_stop_strings_and_seeded_sampling(live):
     assert first != free
     assert {client.completions.create(seed=s, **sample).choices[0].text for s in (8, 9, 10)} - {first}
 
+    # n samples of one prompt (self-consistency): sample j is what seed + j gives alone; the prompt counts once.
+    several = client.completions.create(seed=7, n=3, **sample)
+    assert [c.index for c in several.choices] == [0, 1, 2]
+    singles = [client.completions.create(seed=7 + j, **sample) for j in range(3)]
+    assert [c.text for c in several.choices] == [one.choices[0].text for one in singles]
+    assert several.usage.prompt_tokens == 2
+    assert several.usage.completion_tokens == sum(one.usage.completion_tokens for one in singles)
+    chat = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "w2"}], n=2,
+                                          max_tokens=5, temperature=1.0, seed=3)
+    assert [c.index for c in chat.choices] == [0, 1] and chat.choices[0].message.content != chat.choices[1].message.content
+
 
 BAD_REQUESTS = [
     # (endpoint, body changes, param named, words in the message)
@@ -201,7 +212,7 @@ BAD_REQUESTS = [
     ("completions", {"top_k": -3}, "top_k", ">= 0"),
     ("completions", {"stop": ["a", "b", "c", "d", "e"]}, "stop", "up to 4"),
     ("completions", {"logprobs": 9}, "logprobs", "[0, 5]"),
-    ("completions", {"n": 2}, "n", "only 1"),
+    ("completions", {"n": 17}, "n", "[1, 16]"),
     ("completions", {"stream": "yes"}, "stream", "boolean"),
     ("completions", {"echo": True}, "echo", "not supported"),
     ("chat/completions", {"messages": []}, "messages", "non-empty list"),

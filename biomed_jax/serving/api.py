@@ -3,7 +3,7 @@ OpenAI's error JSON naming the field), never an exception from deep inside the e
 
 Supported: /v1/completions (prompt as a string, a list of strings, a list of token ids or a list of
 those; max_tokens, temperature, top_p, top_k (an extension, as vLLM's), stop, seed, logprobs (0-5),
-stream, stream_options.include_usage, n = 1, echo = false) and /v1/chat/completions (messages with
+stream, stream_options.include_usage, n (samples per prompt, seeds seed, seed + 1, ...), echo = false) and /v1/chat/completions (messages with
 system / user / assistant roles, text content; max_tokens or max_completion_tokens, logprobs and
 top_logprobs (0-20), and the same sampling fields).
 """
@@ -18,6 +18,7 @@ from biomed_jax.serving.chat import ROLES
 
 MAX_STOP_STRINGS = 4
 MAX_COMPLETION_LOGPROBS = 5
+MAX_N = 16   # completions per prompt (self-consistency samples)
 
 
 class ApiError(Exception):
@@ -42,6 +43,7 @@ class Sampling:
     """What both endpoints share. max_tokens None: the endpoint's default."""
 
     max_tokens: int | None
+    n: int
     temperature: float
     top_p: float
     top_k: int
@@ -102,15 +104,15 @@ def _common(body: Mapping[str, Any], max_tokens_field: str = "max_tokens") -> tu
     if len(stop) > MAX_STOP_STRINGS or not all(isinstance(s, str) and s for s in stop):
         raise _bad("stop", f"up to {MAX_STOP_STRINGS} non-empty strings")
     n = _get(body, "n", (int,), 1, "an integer")
-    if n != 1:
-        raise _bad("n", f"only 1 is supported (send {n} requests, with different seeds, for {n} samples)",
-                   "unsupported_value")
+    if not 1 <= n <= MAX_N:
+        raise _bad("n", f"must be in [1, {MAX_N}], got {n}")
     for name in ("frequency_penalty", "presence_penalty"):
         if _get(body, name, (int, float), 0, "a number") != 0:
             raise _bad(name, "not supported (only 0)", "unsupported_value")
     options = _get(body, "stream_options", (dict,), {}, "an object")
     sampling = Sampling(
         max_tokens=max_tokens,
+        n=n,
         temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
         top_p=_number(body, "top_p", 1.0, 0.0, 1.0, low_open=True),
         top_k=max(top_k, 0),

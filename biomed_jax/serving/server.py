@@ -180,14 +180,13 @@ class _Completion:
     """One prompt's completion in flight: the engine's callbacks (engine thread) turn tokens into text
     deltas and hand them to the request's asyncio queue."""
 
-    def __init__(self, index: int, prompt: list[int], sampling: Sampling, served: Served, stop_strings,
+    def __init__(self, index: int, prompt: list[int], sampling: Sampling, seed: int, served: Served, stop_strings,
                  loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, arrived: float):
         self.index, self.prompt, self.served, self.loop, self.queue = index, prompt, served, loop, queue
         self.arrived = arrived
         self.stop_tokens = set(served.stop_tokens)
         self.text = TextStream(served.tokenizer, self.stop_tokens, tuple(stop_strings) + sampling.stop)
         self.tokens: list[Token] = []
-        seed = sampling.seed if sampling.seed is not None else secrets.randbits(31)
         max_tokens = sampling.max_tokens or min(served.default_max_tokens, served.engine.max_len - len(prompt))
         self.request = EngineRequest(prompt=prompt, max_tokens=max_tokens, temperature=sampling.temperature,
                                      top_p=sampling.top_p, top_k=sampling.top_k, seed=seed % 2**32,
@@ -223,7 +222,9 @@ async def _respond(http: Request, served: Served, metrics: Metrics, kind: str, p
             raise ApiError(400, f"prompt: token ids outside the vocabulary of {engine.vocab_size}: {bad[:5]}",
                            param="prompt")
     loop, queue, arrived = asyncio.get_running_loop(), asyncio.Queue(), time.perf_counter()
-    parts = [_Completion(i, ids, sampling, served, stop_strings, loop, queue, arrived) for i, ids in enumerate(prompts)]
+    seed = sampling.seed if sampling.seed is not None else secrets.randbits(31)
+    parts = [_Completion(i * sampling.n + j, ids, sampling, seed + j, served, stop_strings, loop, queue, arrived)
+             for i, ids in enumerate(prompts) for j in range(sampling.n)]
     try:
         for part in parts:
             engine.submit(part.request)
@@ -262,7 +263,7 @@ async def _respond(http: Request, served: Served, metrics: Metrics, kind: str, p
                             "logprobs": logprobs, "finish_reason": finish})
     return JSONResponse({"id": rid, "object": "text_completion" if kind == "completions" else "chat.completion",
                          "created": int(time.time()), "model": served.name, "choices": choices,
-                         "usage": _usage(parts)})
+                         "usage": _usage(parts, sampling.n)})
 
 
 async def _events(http: Request, parts: list[_Completion], queue: asyncio.Queue):
@@ -313,7 +314,7 @@ async def _stream(http: Request, served: Served, metrics: Metrics, kind: str, ri
         if failed:
             yield f"data: {json.dumps(ApiError(500, 'generation failed', kind='server_error').body())}\n\n"
         if sampling.include_usage:
-            yield chunk([], usage=_usage(parts))
+            yield chunk([], usage=_usage(parts, sampling.n))
         yield "data: [DONE]\n\n"
     finally:
         _cancel_unfinished(served, parts)
@@ -346,8 +347,9 @@ def _finish_reason(reason: str | None) -> str | None:
     return {"stop": "stop", "length": "length", "cancelled": "stop", "error": "error"}.get(reason) if reason else None
 
 
-def _usage(parts: list[_Completion]) -> dict:
-    prompt = sum(len(p.request.prompt) for p in parts)
+def _usage(parts: list[_Completion], n: int = 1) -> dict:
+    """Token counts; a prompt sampled n times counts once, as OpenAI counts it."""
+    prompt = sum(len(p.request.prompt) for p in parts if p.index % n == 0)
     completion = sum(p.request.generated for p in parts)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
