@@ -146,6 +146,27 @@ def test_damaged_inputs_are_counted_the_same_by_both_engines(tmp_path):
     assert {("abstracts", str(100 + i)) for i in range(6)} <= kept and ("notes", "n3") in kept
 
 
+@pytest.mark.parametrize("exact_dedup", [True, False])
+def test_a_record_shipped_twice_is_kept_once_by_both_engines(tmp_path, exact_dedup):
+    """The same record (same id and text) in two files: one copy stays, whichever dedup finds it."""
+    rng = random.Random(3)
+    root = tmp_path / "manual"
+    root.mkdir()
+    records = [{"id": f"d{i}", "text": random_abstract(rng)} for i in range(5)]
+    for name in ("a", "b"):
+        (root / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in records[:3 if name == "a" else 5]) + "\n")
+    cfg = get_config("pubmed")
+    cfg.manual_dir = str(root)
+    cfg.clean.update(dict(min_chars=20, min_words=5, exact_dedup=exact_dedup))
+    cfg.sources = dict(notes=dict(kind="jsonl", paths="*.jsonl", epochs=1.0, fraction=0.0))
+    local, beam = both_engines(cfg, str(tmp_path))
+    assert [i for _, i, *_ in documents(local)] == [f"d{i}" for i in range(5)]
+    assert documents(local) == documents(beam)
+    assert report_without_paths(local) == report_without_paths(beam)
+    total = local.report["filters"]["total"]
+    assert total["exact_duplicate" if exact_dedup else "near_duplicate"] == 3
+
+
 def test_prepare_data_on_beam_writes_the_tokens_of_the_local_engine(tmp_path):
     """The command line with --config.engine=beam (2 worker processes): the same token records in the same
     order as the in-process build, the same counts; and the pretraining loader reads it."""

@@ -5,14 +5,19 @@ runner (DirectRunner here; Dataflow, Flink or Spark on a cluster).
 The clean stage (`run_clean`):
 
     files -> read + normalise + filter + hash (a DoFn per file: readers.py and Cleaner.prepare)
-          -> exact dedup: GroupByKey(exact hash), keep the smallest (source priority, id, hash)
-          -> near dedup: one (bucket, member) per LSH band, GroupByKey(bucket), candidate pairs verified
-             (clean.near_drops), the smallest verified smaller neighbour per document (CombinePerKey)
-          -> CoGroupByKey(document, its near drop) -> benchmark decontamination (the n-gram index shipped
-             with the DoFn; reports combined) -> PubMed deletions dropped (a side input)
+          -> exact dedup: GroupByKey(exact hash -> document key), every key but the smallest (source
+             priority, id, hash) dropped
+          -> near dedup: one (bucket, document) per LSH band (a document: its key and read position),
+             GroupByKey(bucket), each bucket's pairs counted (CombinePerKey), each pair joined with both
+             documents' sketches (two CoGroupByKeys) and verified (clean.similarity), the smallest
+             verified smaller neighbour per document (CombinePerKey(min))
+          -> the drops applied as side inputs -> benchmark decontamination (the n-gram index shipped with
+             the DoFn; reports combined) -> PubMed deletions dropped (a side input)
           -> per source, JSON lines in shards: OUT_DIR/<source>-SSSSS-of-NNNNN.jsonl
 
-No step holds the corpus in one place: the dedup index is the shuffle. The filters' counts are made per
+No step holds the corpus in one place: the dedup index is the shuffle, and only keys and sketches go
+through it (each sketch twice, not once per band); the texts stay where they were read until the few
+dropped keys (side inputs) are known. The filters' counts are made per
 bundle and combined (a bundle a runner retries has its outputs discarded with it, so it is counted
 once), and only those small combined counts come back to the driver, which writes clean_report.json.
 They equal the in-process engine's: tests build the synthetic world and the real PubMed files both ways
@@ -35,10 +40,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from biomed_jax.data.clean import Cleaner, band_keys, near_drops
+from biomed_jax.data.clean import Cleaner, band_keys, similarity
 from biomed_jax.data.readers import ReadReport, read_documents
 
-_COUNTS, _FILES, _DROPS = "counts", "files", "drops"
+_COUNTS, _FILES = "counts", "files"
 
 
 def pipeline_options(options: str):
@@ -73,12 +78,13 @@ class _ReadAndPrepare(beam.DoFn):
 
         name, kind, path = item
         report = ReadReport(path=path)
-        for doc in read_documents(kind, path, report):
+        for n, doc in enumerate(read_documents(kind, path, report)):
             doc.source = name
             prepared = self.cleaner.prepare(doc)
             if prepared is None:
                 continue
-            yield {"key": prepared.key, "exact": prepared.exact, "chars": prepared.chars,
+            # uid tells apart two copies of one record (same source, id and text: equal keys)
+            yield {"key": prepared.key, "uid": f"{path}#{n}", "exact": prepared.exact, "chars": prepared.chars,
                    "sketch": None if prepared.sketch is None else prepared.sketch.tobytes(),
                    "record": {"id": prepared.doc.id, "text": prepared.doc.text, "title": prepared.doc.title,
                               "source": name, "split": split_of(name, prepared.doc.id, self.validation_fraction)}}
@@ -121,14 +127,14 @@ class _Counts(beam.CombineFn):
         return counter.partial()
 
 
-def _keep_exact(item):
-    """One exact group -> its keeper (main output) and ("exact_duplicate", ...) drops."""
+def _exact_drops(item):
+    """One exact group (hash, [(document key, uid)]) -> (uid, (key, the keeper's "source/id")) for all but
+    the smallest (key, uid)."""
 
     _, members = item
-    members = sorted(members, key=lambda m: m["key"])
-    for member in members[1:]:
-        yield beam.pvalue.TaggedOutput(_DROPS, ("exact_duplicate", (member["key"], _name(members[0]["key"]))))
-    yield members[0]
+    members = sorted(members)
+    for key, uid in members[1:]:
+        yield uid, (key, _name(members[0][0]))
 
 
 def _name(key) -> str:
@@ -136,39 +142,53 @@ def _name(key) -> str:
     return f"{key[1]}/{key[2]}"
 
 
-def _bucket_members(doc, bands: int, rows: int):
-    key = tuple(doc["key"])
-    for bucket in band_keys(np.frombuffer(doc["sketch"], dtype=np.uint32), bands, rows):
-        yield bucket, (key, doc["sketch"])
+def _bucket_keys(item, bands: int, rows: int):
+    document, sketch = item
+    for bucket in band_keys(np.frombuffer(sketch, dtype=np.uint32), bands, rows):
+        yield bucket, document
 
 
-def _verify_bucket(item, threshold: float):
-    """One LSH bucket -> (document key, neighbour key) for every verified smaller neighbour, and the
-    bucket's pair counts as a ("partial", ...) side output."""
+def _bucket_pairs(item):
+    """One LSH bucket -> ((smaller, larger), 1) for each pair of documents in it: the in-process engine
+    compares every pair of every bucket (clean.near_drops), so a pair in k buckets counts k comparisons."""
+    _, documents = item
+    documents = sorted(documents)
+    for i, larger in enumerate(documents):
+        for smaller in documents[:i]:
+            yield (smaller, larger), 1
 
-    _, members = item
-    members = [(key, key, np.frombuffer(sketch, dtype=np.uint32)) for key, sketch in members]
-    if len(members) < 2:
+
+def _with_larger_sketch(item):
+    """(larger, {sketch, pairs: [(smaller, times)]}) -> (smaller, (larger, times, larger's sketch))."""
+    larger, grouped = item
+    for sketch in grouped["sketch"]:
+        for smaller, times in grouped["pairs"]:
+            yield smaller, (larger, times, sketch)
+
+
+def _verify_pairs(item, threshold: float):
+    """(smaller, {sketch, pairs: [(larger, times, its sketch)]}) -> (larger, smaller) for every verified
+    pair, and the comparison counts (times per pair, as clean.near_drops counts them) as a side output."""
+    smaller, grouped = item
+    if not grouped["pairs"]:
         return
-    found, checked, below = near_drops(members, threshold)
+    checked = below = 0
+    for sketch in grouped["sketch"]:
+        mine = np.frombuffer(sketch, dtype=np.uint32)
+        for larger, times, other in grouped["pairs"]:
+            checked += times
+            if similarity(mine, np.frombuffer(other, dtype=np.uint32)) >= threshold:
+                yield larger, smaller
+            else:
+                below += times
     yield beam.pvalue.TaggedOutput(_COUNTS, ("partial", {"sources": {}, "chars": {}, "examples": {},
                                                          "candidates": {"checked": checked,
                                                                         "below_threshold": below}}))
-    for key, (neighbour_key, _) in found:
-        yield key, neighbour_key
 
 
-def _join_near(item):
-    """(key, {doc, near}) -> the kept document, or a ("near_duplicate", ...) drop naming the smallest
-    verified neighbour."""
-
-    _, grouped = item
-    for doc in grouped["doc"]:
-        if grouped["near"]:
-            neighbour = min(grouped["near"])
-            yield beam.pvalue.TaggedOutput(_DROPS, ("near_duplicate", (doc["key"], _name(neighbour))))
-        else:
-            yield doc
+def _not_dropped(doc, dropped, field: str = ""):
+    """Whether a document is not among `dropped` (a side input): by its uid, or by (key, uid)."""
+    return (doc[field] if field else (tuple(doc["key"]), doc["uid"])) not in dropped
 
 
 class _Decontaminate(beam.DoFn):
@@ -246,23 +266,28 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
         docs = read.docs
         counts = [read[_COUNTS] | "partials" >> beam.Map(lambda partial: ("partial", partial))]
         if opts["exact_dedup"]:
-            exact = (docs | "by exact hash" >> beam.Map(lambda d: (d["exact"], d))
-                     | "group exact" >> beam.GroupByKey()
-                     | "keep exact" >> beam.FlatMap(_keep_exact).with_outputs(_DROPS, main="kept"))
-            docs = exact.kept
-            counts.append(exact[_DROPS])
+            exact = (docs | "by exact hash" >> beam.Map(lambda d: (d["exact"], (tuple(d["key"]), d["uid"])))
+                     | "group exact" >> beam.GroupByKey() | "exact drops" >> beam.FlatMap(_exact_drops))
+            counts.append(exact | "exact counts" >> beam.Map(lambda drop: ("exact_duplicate", drop[1])))
+            docs = docs | "drop exact" >> beam.Filter(_not_dropped, beam.pvalue.AsDict(exact), "uid")
         if opts["near_dedup"]:
-            near = (docs | "buckets" >> beam.FlatMap(_bucket_members, driver.bands, driver.rows)
-                    | "group buckets" >> beam.GroupByKey()
-                    | "verify" >> beam.FlatMap(_verify_bucket, opts["jaccard_threshold"])
-                    .with_outputs(_COUNTS, main="pairs"))
-            counts.append(near[_COUNTS])
-            joined = ({"doc": docs | "by key" >> beam.Map(lambda d: (tuple(d["key"]), d)),
-                       "near": near.pairs | "nearest" >> beam.CombinePerKey(min)}
-                      | "join near" >> beam.CoGroupByKey()
-                      | "drop near" >> beam.FlatMap(_join_near).with_outputs(_DROPS, main="kept"))
-            docs = joined.kept
-            counts.append(joined[_DROPS])
+            # A document is (key, uid) here: two copies of one record (equal keys, kept by exact_dedup false)
+            # are two documents, as in process, where the second is the first's near duplicate.
+            sketches = docs | "sketches" >> beam.Map(lambda d: ((tuple(d["key"]), d["uid"]), d["sketch"]))
+            pairs = (sketches | "buckets" >> beam.FlatMap(_bucket_keys, driver.bands, driver.rows)
+                     | "group buckets" >> beam.GroupByKey() | "bucket pairs" >> beam.FlatMap(_bucket_pairs)
+                     | "count pairs" >> beam.CombinePerKey(sum)
+                     | "by larger" >> beam.Map(lambda pair: (pair[0][1], (pair[0][0], pair[1]))))
+            with_larger = ({"sketch": sketches, "pairs": pairs} | "join larger" >> beam.CoGroupByKey()
+                           | "larger sketch" >> beam.FlatMap(_with_larger_sketch))
+            verified = ({"sketch": sketches, "pairs": with_larger} | "join smaller" >> beam.CoGroupByKey()
+                        | "verify" >> beam.FlatMap(_verify_pairs, opts["jaccard_threshold"])
+                        .with_outputs(_COUNTS, main="near"))
+            counts.append(verified[_COUNTS])
+            nearest = verified.near | "nearest" >> beam.CombinePerKey(min)
+            counts.append(nearest | "near counts" >> beam.Map(
+                lambda drop: ("near_duplicate", (drop[0][0], _name(drop[1][0])))))
+            docs = docs | "drop near" >> beam.Filter(_not_dropped, beam.pvalue.AsDict(nearest))
         counts.append(docs | "kept chars" >> beam.Map(lambda d: ("kept", (d["record"]["source"], d["chars"]))))
         section, index, report = decontamination(cfg, manual_dir)
         if index is not None:
