@@ -223,6 +223,9 @@ def _save_random_base(directory: str, tokenizer_path: str) -> None:
     save_run(directory, {"params": init_params(cfg, jax.random.key(3))}, {"model": cfg.to_dict()}, tokenizer_path)
 
 
+# Slow (about a minute): the same trainer's multi-process path runs in make test through pretraining
+# (tests/test_multiprocess.py); this adds fine-tuning's per-process rows.
+@pytest.mark.slow
 def test_multi_process_fine_tuning_trains_like_one_process(toy_root, tmp_path):
     """2 processes x 4 CPU devices (jax.distributed, each reading its rows) = 1 process x 8 devices."""
     settings = {"task.limit": 64, "train.epochs": 2, "train.log_every": 1}

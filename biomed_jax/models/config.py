@@ -15,7 +15,7 @@ import jax.numpy as jnp
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rope")
 MLPS = ("gelu", "swiglu")
-ATTENTION_IMPLS = ("auto", "xla", "cudnn")
+ATTENTION_IMPLS = ("auto", "xla", "cudnn", "splash")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 # Names of the rematerialisation policies a config may ask for; models/decoder.py maps them to JAX.
 REMAT_POLICIES = (
@@ -54,7 +54,8 @@ class ModelConfig:
     init_std: float = 0.02
     param_dtype: str = "float32"
     dtype: str = "auto"  # compute dtype; auto = bfloat16 on GPU/TPU, float32 on CPU
-    attention: str = "auto"  # auto = cuDNN flash attention on GPU with 16-bit compute, XLA elsewhere
+    attention: str = "auto"  # auto = splash (Pallas) on TPU, cuDNN flash attention on GPU with 16-bit compute, XLA elsewhere
+    splash_block: int = 512  # splash attention's tile (multiple of 128; MaxText's default for v4 / v5e / v5p)
     remat: str = "none"
     scan_layers: bool = True
 
@@ -86,6 +87,9 @@ class ModelConfig:
             raise ValueError(f"model.norm_eps must be > 0, got {self.norm_eps}")
         if not self.init_std > 0:
             raise ValueError(f"model.init_std must be > 0, got {self.init_std}")
+        if not isinstance(self.splash_block, int) or self.splash_block < 128 or self.splash_block % 128:
+            raise ValueError(f"model.splash_block must be a positive multiple of 128 (the TPU lane width), got "
+                             f"{self.splash_block!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
@@ -120,9 +124,12 @@ class ModelConfig:
 
     @property
     def attention_impl(self) -> str:
-        """'cudnn' or 'xla', as passed to jax.nn.dot_product_attention."""
+        """The attention that runs: 'splash' (models/splash.py), or 'cudnn' / 'xla' as passed to
+        jax.nn.dot_product_attention ('xla' is models/attention.py's blocked attention)."""
         if self.attention != "auto":
             return self.attention
+        if jax.default_backend() == "tpu":
+            return "splash"
         on_gpu = jax.default_backend() == "gpu"
         sixteen_bit = self.compute_dtype in (jnp.bfloat16, jnp.float16)
         return "cudnn" if on_gpu and sixteen_bit else "xla"

@@ -16,6 +16,7 @@ from biomed_jax.models.attention import causal_attention
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models import dots
 from biomed_jax.models.kv_cache import KVCache, cached_attention
+from biomed_jax.models.splash import splash_attention
 from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm, swiglu
 from biomed_jax.sharding import constrain
 
@@ -153,6 +154,8 @@ class Attention(nnx.Module):
             return self.o_proj(constrain(out, q_axes)), cache
         if cfg.attention_impl == "xla":
             out = causal_attention(q, k, v, segment_ids)
+        elif cfg.attention_impl == "splash":
+            out = splash_attention(q, k, v, segment_ids, cfg.splash_block)
         else:
             mask = None
             if segment_ids is not None:
