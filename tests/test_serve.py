@@ -206,6 +206,7 @@ BAD_REQUESTS = [
     ("completions", {"prompt": "w1 " * 600}, "prompt", f"context holds {MAX_LEN}"),
     ("completions", {"prompt": [1, 2, 500]}, "prompt", "vocabulary of 128"),
     ("completions", {"prompt": {"text": "w1"}}, "prompt", "expected a string"),
+    ("completions", {"prompt": ""}, "prompt", "no tokens"),
     ("completions", {"temperature": 5}, "temperature", "[0.0, 2.0]"),
     ("completions", {"temperature": True}, "temperature", "boolean"),
     ("completions", {"top_p": 0}, "top_p", "(0.0, 1.0]"),

@@ -210,6 +210,8 @@ async def _respond(http: Request, served: Served, metrics: Metrics, kind: str, p
     engine, sampling = served.engine, parsed.sampling
     param = "prompt" if kind == "completions" else "messages"
     for ids in prompts:
+        if not ids:
+            raise ApiError(400, f"{param}: it has no tokens; give some text", param=param)
         if len(ids) >= engine.max_len:
             raise ApiError(400, f"{param}: {len(ids)} tokens, but the context holds {engine.max_len} (prompt + "
                            "completion); shorten it", param=param, code="context_length_exceeded")
@@ -228,9 +230,11 @@ async def _respond(http: Request, served: Served, metrics: Metrics, kind: str, p
     try:
         for part in parts:
             engine.submit(part.request)
-    except (QueueFull, EngineStopped) as err:
+    except (QueueFull, EngineStopped, ValueError) as err:
         for part in parts:
             engine.cancel(part.request)
+        if isinstance(err, ValueError):   # the engine's own checks (engine.check), named by field
+            raise ApiError(400, str(err), param=str(err).split(":")[0]) from None
         if isinstance(err, QueueFull):
             raise ApiError(429, f"the server is busy ({err}); retry shortly", code="rate_limit_exceeded",
                            kind="rate_limit_error", headers={"Retry-After": "1"}) from None
