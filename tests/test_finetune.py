@@ -119,9 +119,9 @@ def test_gradient_accumulation_gives_the_update_of_one_batch(toy_root, tmp_path)
     assert first_1["grad_norm"] > 0.01     # a real gradient: the compared update is not a zero step
 
 
-# While the first step compiles (slow: the pretraining test below covers that case in `make test`); mid-epoch,
-# after a checkpoint.
-@pytest.mark.parametrize("stop_at", [pytest.param(1, marks=pytest.mark.slow), 40])
+# While the first step compiles; mid-epoch, after a checkpoint. Both slow (about a minute each): the one
+# trainer's SIGTERM path runs in `make test` through pretraining (tests/test_train_loop.py).
+@pytest.mark.parametrize("stop_at", [pytest.param(1, marks=pytest.mark.slow), pytest.param(40, marks=pytest.mark.slow)])
 def test_sigterm_then_the_same_command_finishes_like_an_uninterrupted_run(toy_root, tmp_path, monkeypatch,
                                                                          stop_at):
     def config():

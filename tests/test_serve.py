@@ -253,7 +253,7 @@ def test_malformed_json_unknown_paths_and_the_client_errors(live):
 
 def test_sixty_four_requests_from_sixteen_clients_each_get_their_own_output(live):
     rng = np.random.default_rng(0)
-    jobs = [([int(t) for t in rng.integers(0, VOCAB - 2, size=int(rng.integers(1, 40)))], int(rng.integers(1, 24)))
+    jobs = [([int(t) for t in rng.integers(0, VOCAB - 2, size=int(rng.integers(1, 33)))], int(rng.integers(1, 17)))
             for _ in range(64)]
     client = live.client(timeout=120)
 

@@ -87,6 +87,7 @@ def test_model_with_splash_equals_xla_on_one_device_and_on_a_mesh():
             np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.slow   # about 20 s: the kernel runs interpreted
 def test_pretraining_command_trains_with_splash_attention(tmp_path):
     workdir = str(tmp_path / "run")
     run_cli("experiments.pretrain", "--config=configs/pretrain.py:tiny_llama", "--config.model.dtype=float32",
