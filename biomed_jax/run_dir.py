@@ -24,6 +24,8 @@ import os
 import shutil
 from typing import Any, Mapping
 
+from biomed_jax import files
+
 # The default device mesh of every run and tool: all devices as FSDP (parameters and optimizer state
 # split over every device, the batch too). configs/ and the tools use it unless told otherwise.
 DEFAULT_MESH = {"data": 1, "fsdp": -1, "tensor": 1}
@@ -41,24 +43,19 @@ BOS_TOKENS = ("<s>", "<|begin_of_text|>", "<bos>", "[BOS]")
 
 
 def write_json(path: str, value: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str:
-    """Writes `value` as JSON to `path` through a temporary file and a rename: readers see the old file or
-    the new one, never half of one. Values JSON cannot hold are written as their str()."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=indent, sort_keys=sort_keys, default=str, ensure_ascii=False)
-    os.replace(tmp, path)
-    return path
+    """Writes `value` as JSON to `path` (a local path or an object store's, see files.py), whole or not at
+    all: readers see the old file or the new one, never half of one. Values JSON cannot hold are written as
+    their str()."""
+    return files.write_text(path, json.dumps(value, indent=indent, sort_keys=sort_keys, default=str,
+                                             ensure_ascii=False))
 
 
 def read_json(path: str, what: str = "file") -> Any:
     """The JSON document at `path`; a clear error naming the file when it is missing or damaged."""
-    if not os.path.isfile(path):
+    if not files.exists(path):
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(files.read_text(path))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path} ({what}) is not valid JSON: {err}") from None
 
@@ -81,14 +78,14 @@ def ensure_same_settings(path: str, settings: Mapping[str, Any], what: str,
     differ, a folder whose recorded settings are not these. The one check behind "a rerun resumes, a
     different config is refused" in every stage that writes a folder."""
     current = json.loads(json.dumps(settings, default=str))
-    if not os.path.exists(path):
+    if not files.exists(path):
         write_json(path, current, sort_keys=True)
         return
     saved = read_json(path, f"the settings of {what}")
     if saved != current:
         fields = differing_keys(saved, current)
         shown = ", ".join(fields[:6]) + (f" and {len(fields) - 6} more" if len(fields) > 6 else "")
-        raise FileExistsError(f"{os.path.dirname(os.path.abspath(path))} holds {what} built with other settings "
+        raise FileExistsError(f"{files.dirname(path)} holds {what} built with other settings "
                               f"({shown}); {hint}")
 
 

@@ -41,8 +41,13 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
     # Apache Beam pipelines, run with prepare_data's --beam_pipeline_options (DirectRunner, Dataflow,
     # Flink, Spark). Both keep the same documents and write the same tokens.
     cfg.engine = "local"
-    # Where relative source paths point. synthetic: empty = generate the world into DATA_DIR/manual/.
+    # Where relative source paths point. synthetic: empty = generate the world under the work directory.
+    # A bucket works (gs://, s3://: Beam's filesystems, see biomed_jax/files.py).
     cfg.manual_dir = ""
+    # The stages' work files (clean corpus, tokenizer, reports); empty = DATA_DIR/biomed_work/<name>. May be
+    # a bucket, which every Beam worker sees; the dataset itself (--data_dir) must be a local or mounted
+    # folder: array_record writes local paths only.
+    cfg.work_dir = ""
     synthetic = preset in ("synthetic", "quickstart")
     cfg.generate_world = synthetic
     if synthetic:

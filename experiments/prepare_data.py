@@ -4,7 +4,8 @@
     python -m experiments.prepare_data --config=configs/data.py:pubmed --data_dir=DIR --config.engine=beam \
         --beam_pipeline_options="runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"
 
-Stages, each resumable and skipped when already done (under DATA_DIR/biomed_work/<name>/):
+Stages, each resumable and skipped when already done (under --config.work_dir, default
+DATA_DIR/biomed_work/<name>/; a gs:// or s3:// bucket works):
   1. the synthetic world (preset synthetic only), generated into manual/;
   2. read + clean + dedup every source (clean/, with clean_report.json);
   3. the tokenizer: data.tokenizer.path, or a byte-level BPE trained on the clean train split

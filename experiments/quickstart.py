@@ -75,14 +75,14 @@ def _plot(pretrain_dir: str, runs: dict, path: str) -> None:
 def main(argv):
     del argv
     quiet_library_logs()
-    from biomed_jax.data.prepare import prepare
+    from biomed_jax.data.prepare import prepare, world_folder
     from biomed_jax.tasks.finetuning import run as finetune
     from biomed_jax.tasks.pretraining import run as pretrain
 
     cfg, workdir = _CONFIG.value, os.path.abspath(_WORKDIR.value)
     t0 = time.time()
     data_dir, pretrain_dir = os.path.join(workdir, "data"), os.path.join(workdir, "pretrain")
-    world = os.path.join(data_dir, "biomed_work", cfg.data.name, "manual", "synthetic_world")
+    world = world_folder(cfg.data, data_dir)
 
     _stage("1/5 data: synthetic world -> clean + dedup -> BPE tokenizer -> TFDS token dataset")
     prepare(cfg.data, data_dir)

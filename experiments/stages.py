@@ -27,6 +27,7 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from biomed_jax.data.prepare import world_folder
 from biomed_jax.run_dir import ensure_same_settings, read_json, write_json
 
 STAGE_FILE = "stage.json"
@@ -252,17 +253,11 @@ def _last_metric(folder: str, key: str) -> float | None:
 # --- stage builders --------------------------------------------------------------------------------------
 
 
-def world_dir(data_section, data_folder: str) -> str:
-    """Where the data stage generates the synthetic world (its questions are the smoke runs' benchmarks)."""
-    return data_section.manual_dir or os.path.join(data_folder, "biomed_work", data_section.name, "manual",
-                                                   "synthetic_world")
-
-
 def benchmarks_root(cfg, workdir: str) -> str:
     """data_root, or in the smoke presets the synthetic world the data stage generates."""
     if cfg.data_root or not uses_world(cfg):
         return cfg.data_root
-    return world_dir(cfg.data, os.path.join(workdir, "data"))
+    return world_folder(cfg.data, os.path.join(workdir, "data"))
 
 
 def uses_world(cfg) -> bool:

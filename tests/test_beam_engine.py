@@ -9,6 +9,7 @@ import io
 import json
 import os
 import random
+import shutil
 import tarfile
 
 import pytest
@@ -189,3 +190,45 @@ def test_prepare_data_on_beam_writes_the_tokens_of_the_local_engine(tmp_path):
     batches = TokenBatches(beam, "train", seq_len=32, global_batch_size=4, seed=0, prefetch=0)
     assert next(batches)["inputs"].shape == (4, 32)
     batches.close()
+
+
+def test_raw_files_and_work_files_in_a_bucket(tmp_path, monkeypatch):
+    """manual_dir and work_dir in an object store (gs://, a fake bucket with an object store's rules) and
+    only the dataset on local disk: the clean corpus, the tokenizer and the reports are written to the
+    bucket, the tokens equal an all-local build, and nothing is written through a local path named gs:."""
+    import fake_bucket
+    from biomed_jax import files
+    from biomed_jax.data.prepare import prepare
+
+    monkeypatch.setattr(fake_bucket.FakeBucket, "root", str(tmp_path / "store"))
+    monkeypatch.chdir(tmp_path)
+    cfg = get_config("quickstart")
+    cfg.manual_dir = str(tmp_path / "world")
+    local = prepare(cfg, str(tmp_path / "local"))
+    shutil.copytree(tmp_path / "world", tmp_path / "store" / "bucket" / "raw")
+    remote = get_config("quickstart")
+    remote.generate_world, remote.engine = False, "beam"
+    remote.manual_dir, remote.work_dir = "gs://bucket/raw", "gs://bucket/work"
+    remote.decontam.data_root = str(tmp_path / "world")   # the benchmark files: small, read by the driver
+    beam = prepare(remote, str(tmp_path / "beam"), IN_MEMORY)
+
+    for split in ("train", "validation"):
+        a, b = local.source(split), beam.source(split)
+        assert len(a) == len(b) > 0
+        assert all(a[i]["tokens"].tolist() == b[i]["tokens"].tolist() for i in range(len(a)))
+    assert local.metadata["counts"] == beam.metadata["counts"]
+    stored = files.match("gs://bucket/work/**")
+    for name in ("clean/clean_report.json", "clean/settings.json", "tokenizer/tokenizer.json",
+                 "tokenizer/fertility.json"):
+        assert f"gs://bucket/work/{name}" in stored
+    assert not any(".tmp-" in path or "_results" in path or "dataset_counts" in path for path in stored)
+    assert not os.path.exists(tmp_path / "gs:") and not os.path.exists(os.path.join(REPO_ROOT, "gs:"))
+    with pytest.raises(ValueError, match="data_dir=gs://bucket/data: the dataset's array_record"):
+        prepare(remote, "gs://bucket/data")
+
+    # The in-process engine reads from and writes to the bucket too; a rerun reuses the finished stage.
+    remote.engine = "local"
+    in_process = clean_corpus(remote, "gs://bucket/local-engine")
+    assert documents(in_process) == documents(clean_corpus(cfg, str(tmp_path / "local-clean")))
+    assert clean_corpus(remote, "gs://bucket/local-engine").report == in_process.report
+    assert not files.match("gs://bucket/local-engine/clean.tmp-*")

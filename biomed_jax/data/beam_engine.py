@@ -29,9 +29,7 @@ shards, mix, tokenize) and writes the array_record shards itself.
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 from typing import Any, Mapping
 
 import apache_beam as beam
@@ -40,8 +38,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from biomed_jax import files as fs
 from biomed_jax.data.clean import Cleaner, band_keys, similarity
 from biomed_jax.data.readers import ReadReport, read_documents
+from biomed_jax.data.tokenizer import load_tokenizer
 
 _COUNTS, _FILES = "counts", "files"
 
@@ -257,7 +257,7 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
     names = list(cfg["sources"])
     pubmed = [name for name in names if cfg["sources"][name]["kind"] == "pubmed_xml"]
     items = [(name, cfg["sources"][name]["kind"], path) for name in names for path in files[name]]
-    results = os.path.join(out_dir, "_results")
+    results = fs.join(out_dir, "_results")
     with beam.Pipeline(options=pipeline_options(options)) as pipeline:
         read = (pipeline | "files" >> beam.Create(items) | "spread files" >> beam.Reshuffle()
                 | "read and prepare" >> beam.ParDo(_ReadAndPrepare(
@@ -303,7 +303,7 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
         by_source = records | "by source" >> beam.Partition(lambda r, n: names.index(r["source"]), len(names))
         for index, name in enumerate(names):
             (by_source[index] | f"json {name}" >> beam.Map(json.dumps, ensure_ascii=False)
-             | f"write {name}" >> beam.io.WriteToText(os.path.join(out_dir, name), file_name_suffix=".jsonl"))
+             | f"write {name}" >> beam.io.WriteToText(fs.join(out_dir, name), file_name_suffix=".jsonl"))
         splits = (records | "split sizes" >> beam.Map(
             lambda r: ((r["source"], r["split"]), (1, len(r["text"])))) | "sum splits" >> beam.CombinePerKey(
                 lambda pairs: tuple(map(sum, zip(*pairs)))))
@@ -317,20 +317,18 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
 
 def _write(pcoll, results: str, name: str) -> None:
     (pcoll | f"json {name} result" >> beam.Map(json.dumps)
-     | f"write {name} result" >> beam.io.WriteToText(os.path.join(results, name), file_name_suffix=".jsonl"))
+     | f"write {name} result" >> beam.io.WriteToText(fs.join(results, name), file_name_suffix=".jsonl"))
 
 
 def _read(results: str, name: str) -> list:
     values = []
-    for path in sorted(glob.glob(os.path.join(results, f"{name}-*.jsonl"))):
-        with open(path, encoding="utf-8") as f:
+    for path in fs.match(fs.join(results, f"{name}-*.jsonl")):
+        with fs.open_text(path) as f:
             values += [json.loads(line) for line in f]
     return values
 
 
 def _results(cfg: Mapping[str, Any], driver: Cleaner, results: str) -> dict:
-    import shutil
-
     for partial in _read(results, "counts"):
         driver.add_partial(partial)
     files = sorted(_read(results, "files"), key=lambda item: (item[0], item[1]))
@@ -342,7 +340,7 @@ def _results(cfg: Mapping[str, Any], driver: Cleaner, results: str) -> dict:
         kept[source][f"chars_{split}"] += chars
     deleted_dropped = sum(_read(results, "deleted"))
     decontam = _read(results, "decontamination")
-    shutil.rmtree(results, ignore_errors=True)
+    fs.rmtree(results)
     return {"cleaner": driver, "files": [report for _, _, report, _ in files],
             "deleted_ids": {pmid for *_, ids in files for pmid in ids}, "kept": kept,
             "deleted_dropped": deleted_dropped, "decontamination": decontam[0] if decontam else None}
@@ -398,9 +396,7 @@ class _Tokenize(beam.DoFn):
         self.tokenizer_path = tokenizer_path
 
     def setup(self):
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(self.tokenizer_path)
+        self.tokenizer = load_tokenizer(self.tokenizer_path)
 
     def process(self, item):
         key, record = item

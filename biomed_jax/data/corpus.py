@@ -4,7 +4,9 @@ Stage one of data preparation (the tokenizer trains on it, the TFDS builder mixe
 Output, under WORK_DIR/clean/: one `<source>.jsonl` per source ({id, text, title, source, split}),
 `settings.json` (what the output depends on: a rerun with other settings is refused, naming them) and
 `clean_report.json` (reader reports per file, every filter's counts, deleted PMIDs), written last
-into a temporary folder that is renamed into place: a half-built stage never looks finished.
+into a temporary folder that is renamed into place (in an object store, moved file by file with the
+report last): a half-built stage never looks finished. WORK_DIR and the raw files may be in an object
+store (biomed_jax/files.py).
 Documents are assigned to train/validation by a stable hash of `source:id`, independent of the seed.
 """
 
@@ -15,11 +17,11 @@ import glob
 import hashlib
 import json
 import os
-import shutil
 from typing import Any, Iterator, Mapping
 
 from absl import logging
 
+from biomed_jax import files as fs
 from biomed_jax.data.clean import Cleaner
 from biomed_jax.data.readers import READERS, Document, ReadReport, read_documents
 from biomed_jax.run_dir import ensure_same_settings, read_json, write_json
@@ -58,17 +60,25 @@ def check_data_config(cfg: Mapping[str, Any]) -> None:
         raise ValueError(f"split.validation_fraction must be in [0, 1), got {validation_fraction}")
 
 
+def world_dir(work_dir: str) -> str:
+    """Where the synthetic world is generated when no `manual_dir` is given."""
+    return fs.join(work_dir, "manual", "synthetic_world")
+
+
 def resolve_manual_dir(cfg: Mapping[str, Any], default_root: str) -> str:
     """The folder relative source paths point into; generates the synthetic world there if asked."""
     manual_dir = cfg.get("manual_dir") or ""
     if cfg.get("generate_world"):
         from biomed_jax.data.synthetic_world import generate_world
 
-        manual_dir = manual_dir or os.path.join(default_root, "manual", "synthetic_world")
+        manual_dir = manual_dir or world_dir(default_root)
+        if fs.is_remote(manual_dir):
+            raise ValueError(f"generate_world writes the synthetic world to a local folder, not {manual_dir!r}: "
+                             f"give a local --config.manual_dir (copy it to the bucket afterwards if needed)")
         generate_world(manual_dir, dict(cfg["world"]))
     if not manual_dir:
         raise ValueError("data config has no `manual_dir`: pass --config.manual_dir=FOLDER holding the raw files")
-    if not os.path.isdir(manual_dir):
+    if not fs.is_remote(manual_dir) and not os.path.isdir(manual_dir):
         raise FileNotFoundError(f"manual_dir {manual_dir!r} does not exist; it should hold the raw source files")
     return manual_dir
 
@@ -78,8 +88,8 @@ def source_files(name: str, source: Mapping[str, Any], manual_dir: str) -> list[
     files: set[str] = set()
     patterns = [p.strip() for p in str(source["paths"]).split(",") if p.strip()]
     for pattern in patterns:
-        full = pattern if os.path.isabs(pattern) else os.path.join(manual_dir, pattern)
-        files.update(f for f in glob.glob(full, recursive=True) if os.path.isfile(f))
+        full = pattern if os.path.isabs(pattern) or fs.is_remote(pattern) else fs.join(manual_dir, pattern)
+        files.update(fs.match(full))
     if not files:
         raise FileNotFoundError(
             f"sources.{name}.paths={source['paths']!r} matched no files under {manual_dir!r}; "
@@ -109,9 +119,9 @@ class CleanCorpus:
 
     def paths(self, source: str) -> list[str]:
         """The source's JSON-lines files: one from the in-process engine, shards from Beam."""
-        single = os.path.join(self.directory, f"{source}.jsonl")
-        shards = glob.glob(os.path.join(glob.escape(self.directory), f"{glob.escape(source)}-*-of-*.jsonl"))
-        return ([single] if os.path.exists(single) else []) + sorted(shards)
+        single = fs.join(self.directory, f"{source}.jsonl")
+        shards = fs.match(fs.join(glob.escape(self.directory), f"{glob.escape(source)}-*-of-*.jsonl"))
+        return ([single] if fs.exists(single) else []) + shards
 
     def iter_documents(self, split: str | None = None, sources: list[str] | None = None) -> Iterator[Document]:
         """Cleaned documents of `split` (None = both), source by source (sorted by name)."""
@@ -119,7 +129,7 @@ class CleanCorpus:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         for source in sources or self.sources:
             for path in self.paths(source):
-                with open(path, encoding="utf-8") as f:
+                with fs.open_text(path) as f:
                     for line in f:
                         record = json.loads(line)
                         if split is None or record["split"] == split:
@@ -129,11 +139,11 @@ class CleanCorpus:
 
 def load_clean_corpus(work_dir: str) -> CleanCorpus | None:
     """WORK_DIR/clean as it was built, or None where no clean stage finished there."""
-    directory = os.path.join(work_dir, "clean")
-    if not os.path.exists(os.path.join(directory, REPORT)):
+    directory = fs.join(work_dir, "clean")
+    if not fs.exists(fs.join(directory, REPORT)):
         return None
-    return CleanCorpus(directory, read_json(os.path.join(directory, REPORT), "clean report"),
-                       read_json(os.path.join(directory, SETTINGS), "cleaned corpus settings"))
+    return CleanCorpus(directory, read_json(fs.join(directory, REPORT), "clean report"),
+                       read_json(fs.join(directory, SETTINGS), "cleaned corpus settings"))
 
 
 def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False, beam_options: str = "") -> CleanCorpus:
@@ -142,17 +152,16 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False, 
     comma-separated format); both keep the same documents and write the same report."""
     check_data_config(cfg)
     settings = clean_settings(cfg)
-    final_dir = os.path.join(work_dir, "clean")
-    if os.path.exists(os.path.join(final_dir, REPORT)):
-        ensure_same_settings(os.path.join(final_dir, SETTINGS), settings, "a cleaned corpus",
+    final_dir = fs.join(work_dir, "clean")
+    if fs.exists(fs.join(final_dir, REPORT)):
+        ensure_same_settings(fs.join(final_dir, SETTINGS), settings, "a cleaned corpus",
                              hint="use a different work directory, or delete this one to rebuild it")
         return load_clean_corpus(work_dir)
     manual_dir = resolve_manual_dir(cfg, work_dir)
     files = {name: source_files(name, source, manual_dir) for name, source in cfg["sources"].items()}
     tmp_dir = f"{final_dir}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    os.makedirs(tmp_dir)
-    ensure_same_settings(os.path.join(tmp_dir, SETTINGS), settings, "a cleaned corpus")  # records them
+    fs.rmtree(tmp_dir)
+    ensure_same_settings(fs.join(tmp_dir, SETTINGS), settings, "a cleaned corpus")  # records them
     if cfg.get("engine", "local") == "beam":
         from biomed_jax.data.beam_engine import run_clean
 
@@ -163,8 +172,8 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False, 
     validation_fraction = float(cfg["split"]["validation_fraction"])
     file_reports, deleted_ids, prepared = [], set(), []
     # Pass 1: read, normalise, filter, hash; the texts wait on disk while only hashes stay in memory.
-    staged = os.path.join(tmp_dir, "staged.jsonl")
-    with open(staged, "w", encoding="utf-8") as out:
+    staged = fs.join(tmp_dir, "staged.jsonl")
+    with fs.open_text(staged, "w") as out:
         for name, source in cfg["sources"].items():
             for path in _progress(files[name], progress, f"clean {name}"):
                 report = ReadReport(path=path)
@@ -186,9 +195,9 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False, 
     dropped = cleaner.decide(prepared)
     section, index, decontam = decontamination(cfg, manual_dir)
     kept = {name: _zero_split_counts() for name in cfg["sources"]}
-    outputs = {name: open(os.path.join(tmp_dir, f"{name}.jsonl"), "w", encoding="utf-8") for name in cfg["sources"]}
+    outputs = {name: fs.open_text(fs.join(tmp_dir, f"{name}.jsonl"), "w") for name in cfg["sources"]}
     try:
-        with open(staged, encoding="utf-8") as f:
+        with fs.open_text(staged) as f:
             for position, line in enumerate(f):
                 if position in dropped:
                     continue
@@ -204,7 +213,7 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False, 
     finally:
         for out in outputs.values():
             out.close()
-    os.remove(staged)
+    fs.remove(staged)
     deleted_dropped = _drop_deleted(tmp_dir, cfg["sources"], deleted_ids, kept) if deleted_ids else 0
     return _finish(cfg, tmp_dir, final_dir, manual_dir, settings, files, cleaner, kept, file_reports, deleted_ids,
                    deleted_dropped, decontam.to_dict() if decontam is not None else None)
@@ -231,7 +240,7 @@ def _finish(cfg, tmp_dir: str, final_dir: str, manual_dir: str, settings: dict, 
     """Checks what survived, writes clean_report.json (and decontamination.json) and moves the finished
     stage into place."""
     if decontam is not None:
-        write_json(os.path.join(tmp_dir, DECONTAMINATION), decontam)
+        write_json(fs.join(tmp_dir, DECONTAMINATION), decontam)
         logging.info("decontamination: %d of %d documents contain test questions (%s); %s",
                      decontam["documents_hit"], decontam["documents_checked"],
                      ", ".join(f"{name} {b['questions_hit']}" for name, b in decontam["benchmarks"].items()),
@@ -241,20 +250,19 @@ def _finish(cfg, tmp_dir: str, final_dir: str, manual_dir: str, settings: dict, 
             logging.warning("sources.%s: no document kept from %d file(s); see %s in the clean report",
                             name, len(files[name]), REPORT)
     if not any(c["train"] for c in kept.values()):
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        fs.rmtree(tmp_dir)
         raise ValueError(f"no training document survived reading and cleaning of {sum(map(len, files.values()))} "
                          f"file(s) under {manual_dir!r}: check the files (python -m experiments.inspect) and the "
                          f"clean.min_chars / clean.min_words settings")
     report = {
-        "manual_dir": os.path.abspath(manual_dir),
+        "manual_dir": manual_dir if fs.is_remote(manual_dir) else os.path.abspath(manual_dir),
         "sources": kept,
         "filters": cleaner.report(),
         "deleted_citations": {"pmids": len(deleted_ids), "documents_dropped": deleted_dropped},
         "files": file_reports,
     }
-    write_json(os.path.join(tmp_dir, REPORT), report)
-    shutil.rmtree(final_dir, ignore_errors=True)
-    os.replace(tmp_dir, final_dir)
+    write_json(fs.join(tmp_dir, REPORT), report)
+    fs.move_tree(tmp_dir, final_dir, last=REPORT)
     return CleanCorpus(final_dir, report, settings)
 
 
@@ -264,8 +272,8 @@ def _drop_deleted(directory: str, sources: Mapping[str, Any], deleted_ids: set, 
     for name, source in sources.items():
         if source["kind"] != "pubmed_xml":
             continue
-        path = os.path.join(directory, f"{name}.jsonl")
-        with open(path, encoding="utf-8") as f, open(path + ".new", "w", encoding="utf-8") as out:
+        path = fs.join(directory, f"{name}.jsonl")
+        with fs.open_text(path) as f, fs.open_text(path + ".new", "w") as out:
             for line in f:
                 record = json.loads(line)
                 if record["id"] in deleted_ids:
@@ -274,7 +282,7 @@ def _drop_deleted(directory: str, sources: Mapping[str, Any], deleted_ids: set, 
                     kept[name][f"chars_{record['split']}"] -= len(record["text"])
                     continue
                 out.write(line)
-        os.replace(path + ".new", path)
+        fs.rename(path + ".new", path)
     return dropped
 
 

@@ -27,6 +27,8 @@ import zlib
 from typing import BinaryIO, Callable, Iterator
 from xml.parsers import expat
 
+from biomed_jax import files
+
 
 @dataclasses.dataclass
 class Document:
@@ -68,8 +70,23 @@ _READ_ERRORS = (EOFError, zlib.error, OSError, ET.ParseError)
 
 
 def _open_binary(path: str) -> BinaryIO:
-    """The file's bytes, decompressed when its name ends in .gz."""
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+    """The file's bytes (local or in an object store, see files.py), decompressed when its name ends in .gz."""
+    stream = files.open_read(path)
+    return _Gunzip(stream) if path.endswith(".gz") else stream
+
+
+class _Gunzip(gzip.GzipFile):
+    """Decompresses a stream it owns: closing it closes the stream too (GzipFile leaves a given one open)."""
+
+    def __init__(self, stream: BinaryIO):
+        super().__init__(fileobj=stream, mode="rb")
+        self._stream = stream
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self._stream.close()
 
 
 def _file_stem(path: str) -> str:
@@ -259,7 +276,7 @@ def _read_pmc_package(path: str, report: ReadReport, dropped: set[str]) -> Itera
     archive's last member so gzip checks its trailer (end-of-stream marker, CRC): a file cut or corrupted
     after the last article is reported too.
     """
-    with gzip.open(path, "rb") as fh:
+    with _Gunzip(files.open_read(path)) as fh:
         try:
             if not fh.peek(1):
                 return
@@ -478,6 +495,6 @@ def read_documents(kind: str, path: str, report: ReadReport | None = None, **opt
     """
     if kind not in READERS:
         raise ValueError(f"unknown reader kind {kind!r}; known kinds: {', '.join(sorted(READERS))}")
-    if not os.path.isfile(path):
+    if not files.exists(path):
         raise FileNotFoundError(f"{kind} input file not found: {path!r} (pass existing files, not folders)")
     return READERS[kind](path, report, **options)

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from biomed_jax import files
 from biomed_jax.data import mixture
 from biomed_jax.data.corpus import CleanCorpus
+from biomed_jax.data.tokenizer import eos_token_id, load_tokenizer
 from biomed_jax.run_dir import write_json
 
 DATASET = "biomed_corpus"
@@ -66,7 +67,7 @@ class BiomedCorpus(tfds.core.GeneratorBasedBuilder):
         chars = {name: counts["chars_train"] for name, counts in self._corpus.report["sources"].items()}
         epochs = mixture.resolve_epochs(self._data_cfg["sources"], chars)
         # self.data_dir is TFDS's temporary folder here: these files appear together with the shards.
-        shutil.copy(self._tokenizer_path, os.path.join(self.data_dir, "tokenizer.json"))
+        files.copy(self._tokenizer_path, os.path.join(self.data_dir, "tokenizer.json"))
         write_json(os.path.join(self.data_dir, "clean_report.json"), self._corpus.report)
         self.info.metadata.update({
             "tokenizer": {"vocab_size": self._vocab_size, "eos_id": self._eos_id, "file": "tokenizer.json"},
@@ -81,7 +82,7 @@ class BiomedCorpus(tfds.core.GeneratorBasedBuilder):
             from biomed_jax.data.beam_engine import dataset_examples
 
             return {split: dataset_examples(paths, split, e, int(self._data_cfg["seed"]), self._tokenizer_path,
-                                            os.path.join(self._counts_dir, f"{split}.json"))
+                                            files.join(self._counts_dir, f"{split}.json"))
                     for split, e in split_epochs.items()}
         return {split: self._generate_examples(split, e) for split, e in split_epochs.items()}
 
@@ -167,9 +168,7 @@ def _init_worker(path: str, threads: bool) -> None:
     global _WORKER_TOKENIZER
     if not threads:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from tokenizers import Tokenizer
-
-    _WORKER_TOKENIZER = Tokenizer.from_file(path)
+    _WORKER_TOKENIZER = load_tokenizer(path)
 
 
 def _encode(chunk: list[tuple]) -> list[list[int]]:
@@ -181,10 +180,8 @@ def build_token_dataset(cfg: Mapping[str, Any], corpus: CleanCorpus, tokenizer, 
                         data_dir: str, beam_options: str = "") -> "TokenDataset":
     """Runs the builder for data config `cfg` over a clean corpus and a tokenizer; returns the dataset.
     With `engine` beam, TFDS runs the split transforms as a Beam pipeline with `beam_options`."""
-    from biomed_jax.data.tokenizer import eos_token_id
-
     beam = cfg.get("engine", "local") == "beam"
-    counts_dir = os.path.join(os.path.dirname(corpus.directory), "dataset_counts") if beam else ""
+    counts_dir = files.join(files.dirname(corpus.directory), "dataset_counts") if beam else ""
     builder = BiomedCorpus(
         data_cfg=cfg, corpus=corpus, tokenizer_path=tokenizer_path,
         eos_id=eos_token_id(tokenizer, cfg["tokenizer"]["eos_token"]), vocab_size=tokenizer.get_vocab_size(),
@@ -202,10 +199,10 @@ def _add_counts(path: str, counts_dir: str) -> None:
 
     metadata_path = os.path.join(path, "metadata.json")
     metadata = read_json(metadata_path, "dataset metadata")
-    metadata["counts"] = {split: read_json(os.path.join(counts_dir, f"{split}.json"), f"{split} counts")
+    metadata["counts"] = {split: read_json(files.join(counts_dir, f"{split}.json"), f"{split} counts")
                           for split in ("train", "validation")}
     write_json(metadata_path, metadata)
-    shutil.rmtree(counts_dir, ignore_errors=True)
+    files.rmtree(counts_dir)
 
 
 def download_config(manual_dir: str, max_shard_mb: int, beam_options: str | None = None) -> tfds.download.DownloadConfig:
@@ -217,7 +214,7 @@ def download_config(manual_dir: str, max_shard_mb: int, beam_options: str | None
 
         options = pipeline_options(beam_options or "runner=DirectRunner")
     return tfds.download.DownloadConfig(
-        manual_dir=manual_dir, compute_stats=tfds.download.ComputeStatsMode.SKIP,
+        manual_dir=None if files.is_remote(manual_dir) else manual_dir, compute_stats=tfds.download.ComputeStatsMode.SKIP,
         max_shard_size=int(max_shard_mb) * 2**20, beam_options=options)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from absl import logging
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from biomed_jax import files
 from biomed_jax.run_dir import TOKENIZER_FILE, differing_keys, read_json, write_json
 
 EOS_TOKEN = "<|endoftext|>"
@@ -118,6 +119,11 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, eos
 def load_tokenizer(path: str) -> Tokenizer:
     """Any HF tokenizer: a tokenizer.json file, or a folder holding one (or, failing that, GPT-2-style
     vocab.json + merges.txt, read as a byte-level BPE)."""
+    if files.is_remote(path):  # an object store: the file itself, or a folder holding tokenizer.json
+        file = path if path.endswith(".json") else files.join(path, TOKENIZER_FILE)
+        if not files.exists(file):
+            raise FileNotFoundError(f"tokenizer file {file!r} not found; {_HOW_TO_GET}")
+        return _from_json(file, files.read_text(file))
     file = path
     if os.path.isdir(path):
         file = os.path.join(path, TOKENIZER_FILE)
@@ -126,8 +132,13 @@ def load_tokenizer(path: str) -> Tokenizer:
             return _load_vocab_merges(vocab, merges)
     if not os.path.exists(file):
         raise FileNotFoundError(f"tokenizer file {file!r} not found; {_HOW_TO_GET}")
+    with open(file, encoding="utf-8") as f:
+        return _from_json(file, f.read())
+
+
+def _from_json(file: str, text: str) -> Tokenizer:
     try:
-        return Tokenizer.from_file(file)
+        return Tokenizer.from_str(text)
     except Exception as err:  # tokenizers raises a plain Exception with the serde error
         raise ValueError(f"{file!r} is not a readable Hugging Face tokenizer.json: {err}") from err
 
@@ -157,11 +168,7 @@ def eos_token_id(tokenizer: Tokenizer, eos_token: str = EOS_TOKEN, path: str | N
 
 def save_tokenizer(tokenizer: Tokenizer, path: str) -> str:
     """Writes tokenizer.json atomically: a crash never leaves a half-written file that looks finished."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    tokenizer.save(tmp)
-    os.replace(tmp, path)
-    return path
+    return files.write_text(path, tokenizer.to_str(pretty=True))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -227,9 +234,9 @@ def fertility_report(tokenizer: Tokenizer, held_out_texts: Iterable[str], terms:
 
 def read_terms(path: str) -> list[str]:
     """Terms from a text file, one per line (blank lines and # comments skipped)."""
-    if not os.path.exists(path):
+    if not files.exists(path):
         raise FileNotFoundError(f"terms file {path!r} not found (tokenizer.terms_file): one term per line")
-    with open(path, encoding="utf-8") as f:
+    with files.open_text(path) as f:
         return [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -268,8 +275,8 @@ def tokenizer_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def report_terms(opts: Mapping[str, Any], manual_dir: str | None) -> list[str]:
     """The built-in biomedical terms (or tokenizer.terms_file's), plus the corpus's own terms.txt."""
     terms = read_terms(opts["terms_file"]) if opts.get("terms_file") else list(BIOMEDICAL_TERMS)
-    if manual_dir and os.path.exists(os.path.join(manual_dir, "terms.txt")):
-        terms += read_terms(os.path.join(manual_dir, "terms.txt"))
+    if manual_dir and files.exists(files.join(manual_dir, "terms.txt")):
+        terms += read_terms(files.join(manual_dir, "terms.txt"))
     return list(dict.fromkeys(terms))
 
 
@@ -338,9 +345,8 @@ def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: 
     `corpus` is a `biomed_jax.data.corpus.CleanCorpus` (anything with iter_documents(split) and report).
     """
     opts = tokenizer_options(cfg)
-    os.makedirs(out_dir, exist_ok=True)
-    out_path = os.path.join(out_dir, TOKENIZER_FILE)
-    training_path = os.path.join(out_dir, TRAINING_FILE)
+    out_path = files.join(out_dir, TOKENIZER_FILE)
+    training_path = files.join(out_dir, TRAINING_FILE)
     settings = _training_settings(opts, corpus)
     training: dict[str, Any]
     if opts["path"]:
@@ -349,11 +355,11 @@ def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: 
         path = os.path.join(path, TOKENIZER_FILE) if os.path.isdir(path) and os.path.exists(
             os.path.join(path, TOKENIZER_FILE)) else path
         training = {"status": "loaded", "path": os.path.abspath(path)}
-    elif os.path.exists(out_path) and not overwrite:
+    elif files.exists(out_path) and not overwrite:
         # Not run_dir.ensure_same_settings: the settings are recorded only once a tokenizer is trained (in
         # TRAINING_FILE, with what training produced), and `overwrite` retrains under new ones.
         path = out_path
-        if not os.path.exists(training_path):
+        if not files.exists(training_path):
             raise FileExistsError(
                 f"{out_path} exists but {training_path} (how it was trained) does not; rerun with --overwrite "
                 f"(overwrite=True) to retrain, use a new workdir, or set tokenizer.path to use that file as is")
@@ -387,7 +393,8 @@ def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: 
                         "(split.validation_fraction or tokenizer.held_out_docs is 0?)")
     manual_dir = (getattr(corpus, "report", None) or {}).get("manual_dir") or cfg.get("manual_dir")
     report = fertility_report(tokenizer, held_out, report_terms(opts, manual_dir))
-    report["tokenizer"] = {"path": os.path.abspath(path), "vocab_size": tokenizer.get_vocab_size(),
+    shown = path if files.is_remote(path) else os.path.abspath(path)
+    report["tokenizer"] = {"path": shown, "vocab_size": tokenizer.get_vocab_size(),
                            "eos_token": opts["eos_token"], "eos_id": eos_id, "training": training}
-    write_json(os.path.join(out_dir, FERTILITY_FILE), report)
+    write_json(files.join(out_dir, FERTILITY_FILE), report)
     return tokenizer, path, report
