@@ -5,8 +5,9 @@ computed from abstract shapes (no allocation). Prints a markdown table (GiB) and
         [--lora_rank=8 --lora_targets=attention_mlp] [--json=OUT.json]
 """
 
-from absl import app, flags
+from absl import flags
 
+from biomed_jax import cli
 from biomed_jax.adapt.lora import METHODS, LoraSettings
 from biomed_jax.adapt.memory import memory_report
 from biomed_jax.models.config import ModelConfig
@@ -44,4 +45,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

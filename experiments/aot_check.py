@@ -76,14 +76,14 @@ if __name__ == "__main__" and "jax" not in sys.modules:
 import json  # noqa: E402
 
 import jax  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+from biomed_jax import cli  # noqa: E402
 from biomed_jax.logs import quiet_library_logs  # noqa: E402
 from biomed_jax.run_dir import write_json  # noqa: E402
 from biomed_jax.train.aot import ACCELERATOR_HBM_GIB, GIB, compile_train_step, fit_verdict  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
+_CONFIG = cli.define_config_file(
     "config", None, "Config file and preset, e.g. configs/pretrain.py:biomedlm_2p7b", lock_config=True)
 _DEVICES = flags.DEFINE_integer("devices", DEFAULT_DEVICES,
                                 "Simulated CPU devices (the mesh is built over them); 0 = the real devices.")
@@ -128,7 +128,7 @@ def main(argv):
     del argv
     quiet_library_logs()
     if _DEVICES.value > 0 and (jax.default_backend() != "cpu" or jax.device_count() != _DEVICES.value):
-        raise SystemExit(f"--devices={_DEVICES.value} but JAX started with {jax.device_count()} "
+        raise ValueError(f"--devices={_DEVICES.value} but JAX started with {jax.device_count()} "
                          f"{jax.default_backend()} device(s); run as `python -m experiments.aot_check`")
     hbm_gib = _HBM_GIB.value if _HBM_GIB.value is not None else ACCELERATOR_HBM_GIB[_ACCELERATOR.value]
     report = compile_train_step(_CONFIG.value)
@@ -142,4 +142,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    cli.run(main)

@@ -26,7 +26,9 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
+
+from biomed_jax import cli
 
 _N_LAYERS = flags.DEFINE_integer("n_layers", 22, "Decoder layers.")
 _D_MODEL = flags.DEFINE_integer("d_model", 2048, "Hidden size.")
@@ -145,6 +147,8 @@ def child(mode: str, src: str, workdir: str, scan_layers: bool, param_dtype: str
 
 def main(argv):
     del argv
+    if set(_MODES.value) - {"read", "convert"}:
+        raise ValueError(f"--modes={','.join(_MODES.value)}: give read and/or convert")
     if _CHILD.value:
         result = child(_CHILD.value, _SRC.value, _WORKDIR.value, _SCAN.value[0] == "true", _PARAM_DTYPE.value)
         print("RESULT " + json.dumps(result))
@@ -195,4 +199,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

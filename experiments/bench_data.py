@@ -27,10 +27,9 @@ import shutil
 import time
 
 import jax
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-from biomed_jax import sharding as shd
+from biomed_jax import cli, sharding as shd
 from biomed_jax.data import token_dataset
 from biomed_jax.data.corpus import clean_corpus, resolve_manual_dir
 from biomed_jax.data.loader import TokenBatches
@@ -40,7 +39,7 @@ from biomed_jax.run_dir import write_json
 from biomed_jax.tasks import pretraining
 from configs.pretrain import get_config as pretrain_config
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/data.py:synthetic", "Data config and preset.")
+_CONFIG = cli.define_config_file("config", "configs/data.py:synthetic", "Data config and preset.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Scratch folder (emptied first).")
 _LOADER_BATCHES = flags.DEFINE_integer("loader_batches", 300, "Batches timed for the loader.")
 _SCALE = flags.DEFINE_list("scale_docs", [], "Corpus sizes for the scale benchmark of the clean stage.")
@@ -249,4 +248,4 @@ def scale(root: str, sizes: list[int], engines: list[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir"])
-    app.run(main)
+    cli.run(main)

@@ -23,7 +23,9 @@ import shutil
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
+
+from biomed_jax import cli
 
 _PRESET = flags.DEFINE_string("preset", "gpt2_125m", "Model shape from configs/models.py (gpt2_* or llama* family).")
 _QUESTIONS = flags.DEFINE_integer("questions", 32, "Questions scored per side.")
@@ -140,4 +142,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

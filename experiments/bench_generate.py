@@ -27,6 +27,8 @@ import time
 
 from absl import app, flags
 
+from biomed_jax import cli
+
 _PRESET = flags.DEFINE_string("preset", "gpt2_125m", "Model shape from configs/models.py (gpt2_* or llama* family).")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16"], "Batch sizes to measure.")
 _PROMPT_LEN = flags.DEFINE_integer("prompt_len", 32, "Prompt length in tokens (every row the same).")
@@ -168,4 +170,4 @@ def _fmt(times):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -28,8 +28,9 @@ import threading
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from biomed_jax import cli
 from biomed_jax.logs import quiet_library_logs
 
 _REQUESTS = flags.DEFINE_integer("requests", 48, "Requests in the loaded run.")
@@ -244,4 +245,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -39,9 +39,10 @@ import statistics
 import time
 
 from absl import app, flags
-from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/pretrain.py:gpt2_125m", "Pretraining config and preset.")
+from biomed_jax import cli
+
+_CONFIG = cli.define_config_file("config", "configs/pretrain.py:gpt2_125m", "Pretraining config and preset.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per side.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps per side after the first (compiling) one.")
 _COMPARE = flags.DEFINE_enum("compare", "none", ["none", "torch"], "Also time a transformers step of the same shape.")
@@ -242,4 +243,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,9 +13,10 @@ results.json hold the table, with the tasks not yet run left empty.
 
 import os
 
-from absl import app
 
 from experiments import stages as S
+
+from biomed_jax import cli
 
 TASK_LABELS = {"medqa": "MedQA (USMLE, 4 options)", "medmcqa": "MedMCQA (dev)",
                "mmlu_medical_genetics": "MMLU medical genetics", "pubmedqa": "PubMedQA", "bioasq": "BioASQ"}
@@ -79,4 +80,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -11,6 +11,7 @@ transformers.AutoModelForCausalLM.from_pretrained loads. Both go through biomed_
 
 from absl import app, flags
 
+from biomed_jax import cli
 from biomed_jax.convert.hf_checkpoint import hf_to_jax, jax_to_hf
 from biomed_jax.logs import quiet_library_logs
 
@@ -29,19 +30,15 @@ def main(argv):
         raise app.UsageError("--src is required for --direction=hf_to_jax")
     if _DIRECTION.value == "jax_to_hf" and not _DST.value:
         raise app.UsageError("--dst is required for --direction=jax_to_hf")
-    # A missing file, a used --workdir or weights that do not fit their config are the user's to fix:
-    # one line, no traceback.
-    try:
-        if _DIRECTION.value == "hf_to_jax":
-            cfg = hf_to_jax(_SRC.value, _WORKDIR.value, scan_layers=_SCAN.value)
-            print(f"wrote {_WORKDIR.value}/checkpoints/0: {cfg.n_layers} layers, d_model {cfg.d_model}, "
-                  f"vocab {cfg.vocab_size}")
-        else:
-            print(f"wrote {jax_to_hf(_WORKDIR.value, _DST.value, _STEP.value)}")
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        raise SystemExit(f"convert: {e}") from None
+    # A missing file, a used --workdir or weights that do not fit their config: one line (biomed_jax/cli.py).
+    if _DIRECTION.value == "hf_to_jax":
+        cfg = hf_to_jax(_SRC.value, _WORKDIR.value, scan_layers=_SCAN.value)
+        print(f"wrote {_WORKDIR.value}/checkpoints/0: {cfg.n_layers} layers, d_model {cfg.d_model}, "
+              f"vocab {cfg.vocab_size}")
+    else:
+        print(f"wrote {jax_to_hf(_WORKDIR.value, _DST.value, _STEP.value)}")
 
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["direction", "workdir"])
-    app.run(main)
+    cli.run(main)

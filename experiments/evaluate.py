@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
+from biomed_jax import cli
 from biomed_jax.logs import quiet_library_logs
 from biomed_jax.run_dir import ensure_same_settings, require_run
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Suite, e.g. configs/eval.py:quick", lock_config=True)
+_CONFIG = cli.define_config_file("config", None, "Suite, e.g. configs/eval.py:quick", lock_config=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run directory holding checkpoints/ and tokenizer.json.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results go.")
 _TOKENIZER = flags.DEFINE_string("tokenizer", "", "tokenizer.json to use instead of the run directory's.")
@@ -32,26 +32,21 @@ def main(argv):
     from biomed_jax.evaluation.harness import evaluate, load_eval_model
 
     cfg, workdir = _CONFIG.value, _WORKDIR.value
-    # A wrong path, a missing tokenizer or a workdir holding another config's results is the user's to
-    # fix: one line, no traceback.
-    try:
-        require_run(_CHECKPOINT.value)  # before anything is written
-        # Finished (task, method) results are kept and skipped on a rerun: another config's must not mix in.
-        ensure_same_settings(os.path.join(workdir, "config.json"), json.loads(cfg.to_json()), "evaluation results",
-                             hint="use a new --workdir")
-        data_root = cfg.data_root
-        if not data_root:
-            if cfg.suite != "quick":
-                raise ValueError(f"suite {cfg.suite!r} reads the released benchmark files: pass --config.data_root="
-                                 "FOLDER (holding medqa/, medmcqa/, pubmedqa/, mmlu/, bioasq/, usmle/)")
-            from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, generate_world
+    require_run(_CHECKPOINT.value)  # before anything is written
+    # Finished (task, method) results are kept and skipped on a rerun: another config's must not mix in.
+    ensure_same_settings(os.path.join(workdir, "config.json"), json.loads(cfg.to_json()), "evaluation results",
+                         hint="use a new --workdir")
+    data_root = cfg.data_root
+    if not data_root:
+        if cfg.suite != "quick":
+            raise ValueError(f"suite {cfg.suite!r} reads the released benchmark files: pass --config.data_root="
+                             "FOLDER (holding medqa/, medmcqa/, pubmedqa/, mmlu/, bioasq/, usmle/)")
+        from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, generate_world
 
-            data_root = os.path.join(workdir, "world")
-            generate_world(data_root, dict(QUICKSTART_WORLD))
-        model = load_eval_model(_CHECKPOINT.value, batch_size=cfg.batch_size, max_len=cfg.max_len,
-                                tokenizer_path=_TOKENIZER.value)
-    except (FileExistsError, FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"evaluate: {e}") from None
+        data_root = os.path.join(workdir, "world")
+        generate_world(data_root, dict(QUICKSTART_WORLD))
+    model = load_eval_model(_CHECKPOINT.value, batch_size=cfg.batch_size, max_len=cfg.max_len,
+                            tokenizer_path=_TOKENIZER.value)
     evaluate(cfg, model, workdir, data_root)
     with open(os.path.join(workdir, "results.md")) as f:
         print(f.read())
@@ -60,4 +55,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config", "checkpoint", "workdir"])
-    app.run(main)
+    cli.run(main)

@@ -5,11 +5,11 @@ import os
 import signal
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
+from biomed_jax import cli
 from biomed_jax.logs import quiet_library_logs
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "A configs/finetune_*.py preset.")
+_CONFIG = cli.define_config_file("config", None, "A configs/finetune_*.py preset.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (resumes if it holds a checkpoint).")
 
 
@@ -33,4 +33,4 @@ def main_for(kind: str) -> None:
         print(f"wrote {os.path.join(_WORKDIR.value, 'results.json')}")
 
     flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    cli.run(main)

@@ -16,13 +16,13 @@ import sys
 import time
 
 from absl import app, flags
-from ml_collections import config_flags
 
+from biomed_jax import cli
 from biomed_jax.inference.text import completion_text, pad_id, stop_string_ids
 from biomed_jax.logs import quiet_library_logs
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "generate.py")
-_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Config file and preset, e.g. configs/generate.py:sample",
+_CONFIG = cli.define_config_file("config", _DEFAULT_CONFIG, "Config file and preset, e.g. configs/generate.py:sample",
                                           lock_config=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run directory holding checkpoints/ and tokenizer.json.")
 _TOKENIZER = flags.DEFINE_string("tokenizer", None, "tokenizer.json to use instead of RUN_DIR/tokenizer.json.")
@@ -43,11 +43,8 @@ def main(argv):
     from biomed_jax.inference.sampling import SamplingConfig
     from biomed_jax.run_dir import load_run
 
-    try:  # a wrong path, a missing tokenizer or a bad mesh is the user's to fix: one line, no traceback
-        mesh = shd.make_mesh(dict(cfg.mesh))
-        run = load_run(run_dir, step=None if cfg.step < 0 else cfg.step, mesh=mesh, tokenizer=_TOKENIZER.value)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"generate: {e}") from None
+    mesh = shd.make_mesh(dict(cfg.mesh))
+    run = load_run(run_dir, step=None if cfg.step < 0 else cfg.step, mesh=mesh, tokenizer=_TOKENIZER.value)
     tokenizer = run.tokenizer
     s = cfg.sampling
     stop_strings = tuple(s.stop_strings)
@@ -101,4 +98,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["checkpoint"])
-    app.run(main)
+    cli.run(main)

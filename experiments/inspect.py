@@ -15,10 +15,10 @@ Benchmark kinds (medqa, medmcqa, pubmedqa, mmlu, bioasq, usmle) also take folder
 import functools
 import json
 import os
-import sys
 
 from absl import app, flags
 
+from biomed_jax import cli
 from biomed_jax.data.benchmarks import KINDS as BENCHMARK_KINDS
 from biomed_jax.data.benchmarks import load_benchmark, summarize
 from biomed_jax.data.readers import READERS, ReadReport, read_documents
@@ -83,16 +83,17 @@ def main(argv):
     benchmark = kind in BENCHMARK_KINDS
     missing = [path for path in paths if not (os.path.exists(path) if benchmark else os.path.isfile(path))]
     if missing:
-        sys.exit(f"inspect: {'input' if benchmark else 'file'} not found: {', '.join(missing)}"
-                 + ("" if benchmark else " (pass existing files, not folders)"))
+        raise FileNotFoundError(
+            f"{'input' if benchmark else 'file'} not found: {', '.join(missing)}"
+            + ("" if benchmark else " (pass existing files, not folders)"))
     for path in paths:
         try:
             summary = INSPECTORS[kind](path, **options)
         except (ValueError, FileNotFoundError) as err:
-            sys.exit(f"inspect: {path}: {err}")
+            raise ValueError(f"{path}: {err}") from err
         print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["kind"])
-    app.run(main)
+    cli.run(main)

@@ -26,7 +26,9 @@ import sys
 import threading
 import time
 
-from absl import app, flags
+from absl import flags
+
+from biomed_jax import cli
 
 _PROCESSES = flags.DEFINE_integer("processes", 2, "Number of processes to start.")
 _DEVICES = flags.DEFINE_integer("devices_per_process", 4, "cpu: simulated devices per process; gpu: GPUs "
@@ -118,4 +120,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import sys
 
+from biomed_jax import cli
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TASKS_DIR = os.path.join(REPO_ROOT, "configs", "lm_eval_tasks")
 OFFLINE_ENV = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -29,13 +31,13 @@ def _pop_flag(argv: list[str], name: str) -> tuple[str | None, list[str]]:
         arg = argv[i]
         if arg == f"--{name}" or arg.startswith(f"--{name}="):
             if value is not None:
-                raise SystemExit(f"--{name} is given more than once")
+                raise ValueError(f"--{name} is given more than once")
             if "=" in arg:
                 value = arg.split("=", 1)[1]
             elif i + 1 < len(argv):
                 value, i = argv[i + 1], i + 1
             else:
-                raise SystemExit(f"--{name} needs a value")
+                raise ValueError(f"--{name} needs a value")
         else:
             rest.append(arg)
         i += 1
@@ -49,11 +51,11 @@ def translate(argv: list[str]) -> list[str]:
     if checkpoint is None:
         return command + argv
     if not os.path.isdir(checkpoint):
-        raise SystemExit(f"--checkpoint={checkpoint} is not a directory; pass a biomed_jax run directory "
+        raise ValueError(f"--checkpoint={checkpoint} is not a directory; pass a biomed_jax run directory "
                          "(checkpoints/ and tokenizer.json, e.g. from experiments.convert --direction=hf_to_jax)")
     model, argv = _pop_flag(argv, "model")
     if model not in (None, "biomed_jax"):
-        raise SystemExit(f"--checkpoint selects the biomed_jax model; drop --model={model}")
+        raise ValueError(f"--checkpoint selects the biomed_jax model; drop --model={model}")
     model_args, argv = _pop_flag(argv, "model_args")
     model_args = f"pretrained={os.path.abspath(checkpoint)}" + (f",{model_args}" if model_args else "")
     include_path, argv = _pop_flag(argv, "include_path")
@@ -65,7 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     for name in OFFLINE_ENV:
         os.environ.setdefault(name, "1")
-    args = translate(argv)
+    try:
+        args = translate(argv)
+    except ValueError as err:
+        cli.fail(cli.message(err))
     import biomed_jax.evaluation.lm_eval_adapter  # noqa: F401  (registers the "biomed_jax" model)
     from lm_eval.__main__ import cli_evaluate
 

@@ -14,9 +14,10 @@ the methods.
 
 import os
 
-from absl import app
 
 from experiments import stages as S
+
+from biomed_jax import cli
 
 METHODS = ("full", "lora", "int8_lora")
 
@@ -93,4 +94,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

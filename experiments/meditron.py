@@ -15,9 +15,10 @@ with the pretraining and SFT summaries.
 
 import os
 
-from absl import app
 
 from experiments import stages as S
+
+from biomed_jax import cli
 
 _FLAGS = S.define_flags("meditron")
 
@@ -94,4 +95,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

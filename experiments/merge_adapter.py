@@ -7,8 +7,9 @@ MERGED is read by experiments.evaluate / generate like any checkpoint, and expor
 (the fine-tuning run's best/ folder is the same thing for its best epoch).
 """
 
-from absl import app, flags
+from absl import flags
 
+from biomed_jax import cli
 from biomed_jax.logs import quiet_library_logs
 
 _ADAPTER = flags.DEFINE_string("adapter", None, "A fine-tuning run's adapter/ folder.")
@@ -26,4 +27,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["adapter", "workdir"])
-    app.run(main)
+    cli.run(main)

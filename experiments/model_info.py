@@ -6,13 +6,13 @@
 
 import json
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
+from biomed_jax import cli
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.info import model_info
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and preset, e.g. configs/pretrain.py:tiny",
+_CONFIG = cli.define_config_file("config", None, "Config file and preset, e.g. configs/pretrain.py:tiny",
                                           lock_config=True)
 
 
@@ -26,4 +26,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    cli.run(main)

@@ -18,12 +18,12 @@ Then `python -m experiments.pretrain --config=configs/pretrain.py:tiny --config.
 from __future__ import annotations
 
 from absl import app, flags
-from ml_collections import config_flags
 
+from biomed_jax import cli
 from biomed_jax.data.prepare import prepare
 from biomed_jax.logs import quiet_library_logs
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Data config and preset, e.g. configs/data.py:synthetic",
+_CONFIG = cli.define_config_file("config", None, "Data config and preset, e.g. configs/data.py:synthetic",
                                           lock_config=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the dataset (and its work files) are written.")
 _BEAM = flags.DEFINE_string(
@@ -50,4 +50,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config", "data_dir"])
-    app.run(main)
+    cli.run(main)

@@ -10,13 +10,13 @@ Several hosts run the same command (see biomed_jax/distributed.py and the README
 add --config.distributed.mode=on; on one machine, experiments.launch_local starts the processes.
 """
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
+from biomed_jax import cli
 from biomed_jax.logs import quiet_library_logs
 from biomed_jax.tasks import pretraining
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and preset, e.g. configs/pretrain.py:tiny",
+_CONFIG = cli.define_config_file("config", None, "Config file and preset, e.g. configs/pretrain.py:tiny",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: config, metrics, checkpoints.")
 
@@ -39,4 +39,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    cli.run(main)

@@ -12,13 +12,13 @@ import json
 import os
 import time
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
+from biomed_jax import cli
 from biomed_jax.logs import quiet_library_logs
 from biomed_jax.run_dir import read_json, write_json
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/quickstart.py", "The quickstart config.")
+_CONFIG = cli.define_config_file("config", "configs/quickstart.py", "The quickstart config.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "Where every stage writes.")
 
 
@@ -146,4 +146,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -14,13 +14,13 @@ import os
 import signal
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
+from biomed_jax import cli
 from biomed_jax.logs import quiet_library_logs
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "serve.py")
-_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Serving config.", lock_config=True)
+_CONFIG = cli.define_config_file("config", _DEFAULT_CONFIG, "Serving config.", lock_config=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run directory to serve (checkpoints/ and tokenizer.json).")
 _TOKENIZER = flags.DEFINE_string("tokenizer", None, "tokenizer.json to use instead of RUN_DIR/tokenizer.json.")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to bind; beyond this machine only with an API key.")
@@ -40,16 +40,12 @@ def main(argv):
     from biomed_jax.run_dir import load_run
     from biomed_jax.serving.server import check_bind, create_app, served
 
-    try:  # a wrong path, a missing tokenizer, a bad template or bind: one line, no traceback
-        check_bind(_HOST.value, api_key)
-        mesh = shd.make_mesh(dict(cfg.mesh))
-        run = load_run(_CHECKPOINT.value, step=None if cfg.step < 0 else cfg.step, mesh=mesh,
-                       tokenizer=_TOKENIZER.value)
-        logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        print(f"loading {_CHECKPOINT.value} step {run.step}; compiling {cfg.slots} slots ...", file=sys.stderr)
-        server = served(run, cfg, mesh)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"serve: {e}") from None
+    check_bind(_HOST.value, api_key)
+    mesh = shd.make_mesh(dict(cfg.mesh))
+    run = load_run(_CHECKPOINT.value, step=None if cfg.step < 0 else cfg.step, mesh=mesh, tokenizer=_TOKENIZER.value)
+    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(f"loading {_CHECKPOINT.value} step {run.step}; compiling {cfg.slots} slots ...", file=sys.stderr)
+    server = served(run, cfg, mesh)
     print(f"serving {server.name!r} (template {server.template}, context {server.engine.max_len} tokens, "
           f"{server.engine.slots} slots) at http://{_HOST.value}:{_PORT.value}/ ; everything runs on this machine",
           file=sys.stderr)
@@ -63,4 +59,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["checkpoint"])
-    app.run(main)
+    cli.run(main)

@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 import ml_collections
 from absl import flags
-from ml_collections import config_flags
 
+from biomed_jax import cli
 from biomed_jax.data.prepare import world_folder
 from biomed_jax.run_dir import ensure_same_settings, read_json, write_json
 
@@ -70,7 +70,7 @@ class Stage:
 
 def define_flags(experiment: str) -> dict:
     return dict(
-        config=config_flags.DEFINE_config_file(
+        config=cli.define_config_file(
             "config", f"configs/{experiment}.py:smoke", f"configs/{experiment}.py:paper or :smoke.",
             lock_config=False),
         workdir=flags.DEFINE_string("workdir", f"runs/{experiment}", "Every stage writes a folder here."),
@@ -92,10 +92,7 @@ def main(flag_holders: dict, build: Callable, report: Callable) -> None:
     if flag_holders["plan"].value:
         ok = print_plan(cfg, stages, selected, workdir)
         raise SystemExit(0 if ok else 1)
-    try:
-        summaries = run(cfg, stages, selected, workdir)
-    except StageInputError as e:
-        raise SystemExit(f"{cfg.experiment}: {e}") from None
+    summaries = run(cfg, stages, selected, workdir)   # a StageInputError is one line (biomed_jax/cli.py)
     report(cfg, workdir, summaries)
 
 
@@ -105,7 +102,7 @@ def select(stages: list[Stage], names: list[str]) -> list[Stage]:
     known = {s.group for s in stages} | {s.name for s in stages}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise SystemExit(f"unknown stage(s) {unknown}; this config has {sorted(known)}")
+        raise ValueError(f"--stages: unknown stage(s) {unknown}; this config has {sorted(known)}")
     return [s for s in stages if s.group in names or s.name in names]
 
 

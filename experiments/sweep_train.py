@@ -19,7 +19,10 @@ import re
 import subprocess
 import sys
 
-from absl import app, flags
+from absl import flags
+
+from biomed_jax import cli
+from configs.pretrain import get_config
 
 _PRESET = flags.DEFINE_string("preset", "gpt2_125m", "configs/pretrain.py preset.")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 1024, "Sequence length.")
@@ -63,6 +66,7 @@ def _run(args: list[str], json_path: str, extra: list[str] = ()) -> dict:
 
 def main(argv):
     del argv
+    get_config(_PRESET.value)   # an unknown preset: one line now, not a table of failed runs
     os.makedirs(_OUT.value, exist_ok=True)
     combos = list(itertools.product([int(b) for b in _BATCH.value], [int(m) for m in _MICRO.value], _REMAT.value,
                                     _SCAN.value, _ATTENTION.value))
@@ -108,4 +112,4 @@ def _pct(value) -> str:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

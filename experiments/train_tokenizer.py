@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
+from biomed_jax import cli
 from biomed_jax.logs import quiet_library_logs
 from biomed_jax.run_dir import write_json
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Data config and preset, e.g. configs/data.py:synthetic",
+_CONFIG = cli.define_config_file("config", None, "Data config and preset, e.g. configs/data.py:synthetic",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder: tokenizer.json, fertility.json, clean/.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Retrain even if WORKDIR/tokenizer.json exists.")
@@ -67,4 +67,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    cli.run(main)

@@ -329,5 +329,5 @@ def test_command_line_translates_checkpoint_to_lm_eval_flags(tmp_path):
         "--tasks=medqa_local", "--limit=2"]
     assert translate(["run", "--checkpoint", run, "--include_path=/x"])[:2] == ["run", "--model"]
     assert translate(["--model=hf", "--tasks=x"]) == ["--model=hf", "--tasks=x"]  # no --checkpoint: unchanged
-    with pytest.raises(SystemExit, match="--checkpoint=/nonexistent is not a directory"):
+    with pytest.raises(ValueError, match="--checkpoint=/nonexistent is not a directory"):
         translate(["--checkpoint=/nonexistent"])

@@ -168,7 +168,7 @@ _check_results = {"biomedlm": _check_biomedlm, "meditron": _check_meditron, "med
 def test_missing_inputs_fail_before_anything_runs(tmp_path, experiment, args, expected):
     workdir = tmp_path / "run"
     proc = run_cli(f"experiments.{experiment}", f"--workdir={workdir}", *args, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
     for text in expected:
         assert text in proc.stderr
     assert not workdir.exists()

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from biomed_jax import run_dir
@@ -48,11 +48,16 @@ class SafetensorsFolder:
                     "pickles (unpickling can run arbitrary code). Convert them once with transformers: "
                     "AutoModelForCausalLM.from_pretrained(folder).save_pretrained(out, safe_serialization=True)")
             raise FileNotFoundError(f"no *.safetensors files in {folder}")
+        self.folder = folder
         self.file_of: dict[str, str] = {}
         for path in files:
-            with safe_open(path, framework="flax") as f:
-                for name in f.keys():
-                    self.file_of[name] = path
+            try:
+                with safe_open(path, framework="flax") as f:
+                    for name in f.keys():
+                        self.file_of[name] = path
+            except SafetensorError as err:
+                raise ValueError(f"{path} is not a readable safetensors file ({err}): download or export it "
+                                 f"again") from None
 
     def canonical(self, name: str) -> str | None:
         """The stored name of `name`, allowing the 'transformer.' prefix of GPT2LMHeadModel exports."""
@@ -64,7 +69,8 @@ class SafetensorsFolder:
     def get(self, name: str) -> np.ndarray:
         stored = self.canonical(name)
         if stored is None:
-            raise KeyError(f"tensor {name!r} is missing from the safetensors files")
+            raise ValueError(f"tensor {name!r} is missing from the safetensors files of {self.folder}: they do not "
+                             f"hold the model its config.json describes")
         with jax.default_device(jax.local_devices(backend="cpu")[0]), safe_open(self.file_of[stored], "flax") as f:
             return np.asarray(f.get_tensor(stored))  # via flax so bfloat16 tensors read too
 
