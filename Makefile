@@ -1,12 +1,12 @@
 # biomed_jax: `make setup` (virtualenv + install), `make test` (what CI runs: all but the `slow` tests),
-# `make test-all`, `make quickstart`.
+# `make test-all`, `make quickstart`, `make docs` (the documentation site on http://127.0.0.1:8000).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/quickstart
 
-.PHONY: setup test test-all quickstart clean
+.PHONY: setup test test-all quickstart docs clean
 
 setup: $(STAMP)
 
@@ -26,5 +26,8 @@ test-all: setup
 quickstart: setup
 	$(BIN)/python -m experiments.quickstart --workdir=$(WORKDIR)
 
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache *.egg-info
+	rm -rf $(VENV) runs site .pytest_cache *.egg-info

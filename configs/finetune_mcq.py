@@ -8,7 +8,7 @@ Heads (`--config.head`):
   last_token     BioMedLM's: a linear layer on the final hidden state of each (question, option) text
   option_loglik  no new parameters: an option's score is its log-likelihood through the LM head after the
                  text before {option}; fine-tuned with the same softmax over options. Small models keep
-                 their knowledge in next-token predictions, where this head can reach it (see README).
+                 their knowledge in next-token predictions, where this head can reach it (see docs/finetuning.md).
 
 Presets: synthetic (the embedded world's MedQA-style questions), medqa, medmcqa, mmlu (MMLU-medical,
 dev = MMLU's dev split). Real-data presets read data_root/<task path> in the released layouts.
@@ -30,7 +30,7 @@ def get_config(preset: str = "synthetic"):
     cfg.preset = preset
     cfg.kind = "mcq"                    # the task: experiments.finetune_mcq runs it
     # BioMedLM's head for real benchmarks; on the synthetic world the mini model's facts are in its
-    # next-token predictions, not linearly in its last hidden state, so the LM-head scorer (README).
+    # next-token predictions, not linearly in its last hidden state, so the LM-head scorer (docs/finetuning.md).
     cfg.head = "option_loglik" if preset == "synthetic" else "last_token"
     cfg.task = {
         "synthetic": task("medqa", "medqa", MCQ_TEMPLATE),

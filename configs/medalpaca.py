@@ -19,7 +19,7 @@ Sections (each is the config its stage runs with; any field can be overridden):
   sft_full, sft_lora, sft_int8_lora
                   configs/finetune_sft.py, one run per method (`method` set); --stages=sft/lora,eval/lora
                   runs one of them
-  eval            configs/eval.py  medalpaca_usmle: USMLE steps 1-3, zero-shot, "Option: Answer" parsing
+  eval            configs/evaluation.py  medalpaca_usmle: USMLE steps 1-3, zero-shot, "Option: Answer" parsing
   init_checkpoint the base model every SFT run starts from (empty in smoke: the base stage's run)
   data_root       the benchmark and instruction files; empty in smoke: the synthetic world
 

@@ -20,7 +20,7 @@ Sections (each is the config its stage runs with; any field can be overridden):
   base       configs/pretrain.py    smoke only: the stand-in for the converted Llama-2 checkpoint
   pretrain   configs/pretrain.py    continued pretraining from train.init_from
   sft        configs/finetune_sft.py  instruction tuning on MedQA's train questions (MEDITRON's ChatML style)
-  eval       configs/eval.py        the meditron suite: MedQA, MedMCQA, PubMedQA, MMLU-medical;
+  eval       configs/evaluation.py        the meditron suite: MedQA, MedMCQA, PubMedQA, MMLU-medical;
                                     top-token, CoT and SC-CoT, 3-shot
   data_root  the benchmark files; empty in smoke: the synthetic world the data stage generates
 """

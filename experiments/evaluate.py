@@ -1,6 +1,6 @@
 """Benchmark evaluation of a checkpoint: one command, a paper-style table.
 
-    python -m experiments.evaluate --config=configs/eval.py:<suite> --checkpoint=RUN_DIR --workdir=OUT \
+    python -m experiments.evaluate --config=configs/evaluation.py:<suite> --checkpoint=RUN_DIR --workdir=OUT \
         [--config.data_root=BENCHMARKS --tokenizer=PATH]
 
 RUN_DIR is any run directory with checkpoints/ (pretrained, fine-tuned, or converted from Hugging
@@ -20,7 +20,7 @@ from biomed_jax import cli
 from biomed_jax.logs import quiet_library_logs
 from biomed_jax.run_dir import ensure_same_settings, require_run
 
-_CONFIG = cli.define_config_file("config", None, "Suite, e.g. configs/eval.py:quick", lock_config=True)
+_CONFIG = cli.define_config_file("config", None, "Suite, e.g. configs/evaluation.py:quick", lock_config=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Run directory holding checkpoints/ and tokenizer.json.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where results go.")
 _TOKENIZER = flags.DEFINE_string("tokenizer", "", "tokenizer.json to use instead of the run directory's.")

@@ -9,7 +9,7 @@ JAX_PROCESS_ID, which biomed_jax.distributed.initialize reads (distributed.mode 
                   How the multi-process path is tested without a cluster.
   --platform=gpu  the machine's GPUs split between processes (JAX_LOCAL_DEVICE_IDS), e.g. one process
                   per GPU, the layout of a multi-node GPU job on a single node.
-On real hosts no launcher is needed: run the same command on every host (see the README).
+On real hosts no launcher is needed: run the same command on every host (see docs/sharding.md).
 
 Output lines are prefixed with [pN]. SIGINT/SIGTERM are passed on to every process (the training
 loop saves a checkpoint and stops); if one process fails, the others are stopped. The exit status is

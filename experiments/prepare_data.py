@@ -29,7 +29,7 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the dataset (and its wo
 _BEAM = flags.DEFINE_string(
     "beam_pipeline_options", "", "With --config.engine=beam: Beam pipeline options in TFDS's comma-separated "
     "format, e.g. runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing (default: "
-    "runner=DirectRunner); see the README for Dataflow, Flink and Spark.")
+    "runner=DirectRunner); see docs/data.md for Dataflow, Flink and Spark.")
 
 
 def main(argv):

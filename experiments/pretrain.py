@@ -6,7 +6,7 @@
 Writes WORKDIR/config.json, metrics.jsonl, tensorboard/ and checkpoints/. Rerunning the same
 command resumes from the latest checkpoint. SIGTERM/SIGINT save a checkpoint, then exit 128+signal.
 
-Several hosts run the same command (see biomed_jax/distributed.py and the README): on a TPU pod slice
+Several hosts run the same command (see biomed_jax/distributed.py and docs/sharding.md): on a TPU pod slice
 add --config.distributed.mode=on; on one machine, experiments.launch_local starts the processes.
 """
 

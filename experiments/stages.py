@@ -409,7 +409,7 @@ def _hosts_note(hardware) -> str:
 
 def eval_stage(name: str, section, checkpoint: str, workdir: str, title: str, group: str, root_field: str,
                checkpoint_field: str) -> Stage:
-    from configs import eval as eval_configs
+    from configs import evaluation as eval_configs
 
     inputs = [Input(checkpoint_field, os.path.join(checkpoint, "checkpoints") if checkpoint else "",
                     "a run directory with checkpoints/ and tokenizer.json")]
@@ -428,7 +428,7 @@ def eval_stage(name: str, section, checkpoint: str, workdir: str, title: str, gr
     folder = os.path.join(workdir, name)
     return Stage(
         group=group, name=name, title=title, section=section, call=_evaluate(checkpoint),
-        command=_command("experiments.evaluate", f"configs/eval.py:{section.suite}", section,
+        command=_command("experiments.evaluate", f"configs/evaluation.py:{section.suite}", section,
                          eval_configs.get_config(section.suite), [f"--checkpoint={checkpoint}", f"--workdir={folder}"]),
         settings=[("suite", f"{section.suite}: " + "; ".join(tasks)),
                   ("checkpoint", checkpoint),

@@ -1,6 +1,6 @@
 """Benchmark loaders: invented fixtures for each format and each kind of damage, the synthetic world's
 benchmark files, the real releases in ../shared/data (skipped where that folder is absent), prompt
-rendering, option padding and the `experiments.inspect` benchmark kinds."""
+rendering, option padding and the `experiments.inspect_data` benchmark kinds."""
 
 import gzip
 import json
@@ -504,33 +504,33 @@ def test_real_pubmedqa_limit_represents_the_test_split():
 
 
 # ---------------------------------------------------------------------------------------------------
-# experiments.inspect
+# experiments.inspect_data
 
 
 def test_inspect_benchmark_kinds(tmp_path, usmle_dir):
     hf = write_lines(tmp_path / "hf.json", [medmcqa_record(1, 0), medmcqa_record(2, 3), "broken"])
     empty = tmp_path / "empty.json"
     empty.write_text("", encoding="utf-8")
-    proc = run_cli("experiments.inspect", "--kind=medmcqa", str(hf), str(empty), "--cop_base=auto")
+    proc = run_cli("experiments.inspect_data", "--kind=medmcqa", str(hf), str(empty), "--cop_base=auto")
     first, second = [json.loads(line) for line in proc.stdout.splitlines()]
     assert first["kind"] == "medmcqa" and first["records"] == 3 and first["loaded"] == 2
     assert first["skipped"] == {"malformed_record": 1} and first["info"]["cop_base"] == 0
     assert first["answer_distribution"] == {"A": 1, "D": 1} and first["options_count"] == {"4": 2}
     assert first["first_question"]["id"] == "q1" and first["first_question"]["answer"] == 0
     assert second["loaded"] == 0 and second["first_question"] is None
-    proc = run_cli("experiments.inspect", "--kind=usmle", str(usmle_dir))
+    proc = run_cli("experiments.inspect_data", "--kind=usmle", str(usmle_dir))
     summary = json.loads(proc.stdout)
     assert summary["skipped"]["image_question"] == 3 and summary["options_count"] == {"4": 2, "6": 1, "9": 1}
     ambiguous = write_lines(tmp_path / "ambiguous.json", [medmcqa_record(1, 2)])
-    proc = run_cli("experiments.inspect", "--kind=medmcqa", str(ambiguous), check=False)
+    proc = run_cli("experiments.inspect_data", "--kind=medmcqa", str(ambiguous), check=False)
     assert proc.returncode != 0 and "cop_base" in proc.stderr and "ambiguous.json" in proc.stderr
-    proc = run_cli("experiments.inspect", "--kind=bioasq", "--split=test", str(usmle_dir), check=False)
+    proc = run_cli("experiments.inspect_data", "--kind=bioasq", "--split=test", str(usmle_dir), check=False)
     assert proc.returncode != 0 and "--split does not apply" in proc.stderr
 
 
 @needs_data
 def test_inspect_real_pubmedqa():
-    proc = run_cli("experiments.inspect", "--kind=pubmedqa", "--split=test", os.path.join(DATA_DIR, "pubmedqa"))
+    proc = run_cli("experiments.inspect_data", "--kind=pubmedqa", "--split=test", os.path.join(DATA_DIR, "pubmedqa"))
     summary = json.loads(proc.stdout)
     assert summary["loaded"] == 500 and summary["answer_distribution"] == {"maybe": 55, "no": 169, "yes": 276}
     assert summary["options_count"] == {"3": 500} and summary["first_question"]["letters"] == ["yes", "no", "maybe"]

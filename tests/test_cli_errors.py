@@ -19,7 +19,7 @@ CASES = {
     "finetune_sft": (["--config=configs/finetune_sft.py", "--config.init_checkpoint={tmp}/none", "--workdir={tmp}/w"],
                      ["{tmp}/none", "is not a run directory"]),
     "finetune_seqcls": (["--workdir={tmp}/w"], ["--config", "must have a value"]),
-    "evaluate": (["--config=configs/eval.py:quick", "--checkpoint=/nonexistent", "--workdir={tmp}/w"],
+    "evaluate": (["--config=configs/evaluation.py:quick", "--checkpoint=/nonexistent", "--workdir={tmp}/w"],
                  ["--checkpoint='/nonexistent' is not a run directory"]),
     "generate": (["--checkpoint={tmp}/empty", "--prompt=hi"], ["{tmp}/empty", "no checkpoints/ folder"]),
     "serve": (["--checkpoint={tmp}/none"], ["{tmp}/none", "is not a run directory"]),
@@ -31,7 +31,7 @@ CASES = {
     "prepare_data": (["--config=configs/data.py:pubmed", "--config.manual_dir={tmp}/empty", "--data_dir={tmp}/d"],
                      ["sources.abstracts.paths", "matched no files under '{tmp}/empty'"]),
     "train_tokenizer": (["--config=configs/data.py:nope", "--workdir={tmp}/w"], ["unknown preset 'nope'"]),
-    "inspect": (["--kind=pubmed_xml", "{tmp}/missing.xml"], ["file not found: {tmp}/missing.xml"]),
+    "inspect_data": (["--kind=pubmed_xml", "{tmp}/missing.xml"], ["file not found: {tmp}/missing.xml"]),
     "lm_eval": (["--checkpoint={tmp}/none"], ["--checkpoint={tmp}/none is not a directory"]),
     "aot_check": (["--config=configs/pretrain.py:tiny", "--config.train.batch_size=x"],
                   ["--config.train.batch_size", "invalid literal"]),
@@ -53,7 +53,7 @@ CASES = {
 
 # One entry point per kind of mistake runs in `make test` (each start imports jax: about 3 s); the rest are
 # marked slow.
-FAST = {"pretrain", "finetune_mcq", "evaluate", "convert", "prepare_data", "inspect", "lm_eval", "biomedlm",
+FAST = {"pretrain", "finetune_mcq", "evaluate", "convert", "prepare_data", "inspect_data", "lm_eval", "biomedlm",
         "launch_local", "bench_convert", "model_info"}
 
 
@@ -111,6 +111,6 @@ def test_pickle_only_weights_are_refused_naming_the_file(bad_inputs):
 @pytest.mark.parametrize("switch, env", [(["--verbosity=1"], {}),
                                          pytest.param([], {"BIOMED_TRACEBACK": "1"}, marks=pytest.mark.slow)])
 def test_the_traceback_is_shown_when_asked_for(bad_inputs, switch, env):
-    proc = run_cli("experiments.evaluate", "--config=configs/eval.py:quick", "--checkpoint=/nonexistent",
+    proc = run_cli("experiments.evaluate", "--config=configs/evaluation.py:quick", "--checkpoint=/nonexistent",
                    f"--workdir={bad_inputs}/w", *switch, env_extra=env, check=False)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "is not a run directory" in proc.stderr

@@ -12,7 +12,7 @@ import pytest
 from biomed_jax.data.benchmarks import MCQuestion
 from biomed_jax.evaluation import harness
 from biomed_jax.evaluation.answers import extract_choice, majority_vote
-from configs.eval import get_config
+from configs.evaluation import get_config
 from helpers import REPO_ROOT, tiny_run
 
 DATA_DIR = os.path.join(REPO_ROOT, "..", "shared", "data")
@@ -223,7 +223,7 @@ def test_evaluate_command_on_a_tiny_checkpoint(tmp_path):
     texts = [json.loads(line)["question"] for line in open(os.path.join(world, "medqa", "train.jsonl"))]
     run = tiny_run(str(tmp_path), texts * 3)
     out = str(tmp_path / "eval")
-    args = ["--config=configs/eval.py:quick", f"--checkpoint={run}", f"--workdir={out}", f"--config.data_root={world}",
+    args = ["--config=configs/evaluation.py:quick", f"--checkpoint={run}", f"--workdir={out}", f"--config.data_root={world}",
             "--config.tasks.medqa.limit=4", "--config.tasks.pubmedqa.limit=4",
             "--config.tasks.medqa.methods=loglik,top_token,sc_cot", "--config.sc_cot.max_new_tokens=6"]
     proc = run_cli("experiments.evaluate", *args)

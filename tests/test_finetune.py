@@ -204,7 +204,7 @@ def test_dev_accuracy_is_what_evaluate_reports_on_best(toy_root, tmp_path):
     workdir = str(tmp_path / "loglik")
     results = run(toy_config("finetune_mcq", toy_root, head="option_loglik", **{"train.epochs": 1}), workdir, "mcq")
     out = str(tmp_path / "eval")
-    run_cli("experiments.evaluate", "--config=configs/eval.py:quick", f"--checkpoint={workdir}/best",
+    run_cli("experiments.evaluate", "--config=configs/evaluation.py:quick", f"--checkpoint={workdir}/best",
             f"--workdir={out}", f"--config.data_root={toy_root}", "--config.tasks.medqa.path=medqa/dev.jsonl",
             "--config.tasks.medqa.methods=loglik", "--config.tasks.medqa.shots=0", "--config.tasks.medqa.limit=0",
             "--config.tasks.pubmedqa.methods=", "--config.max_len=32")   # the run's max_len

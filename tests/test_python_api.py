@@ -15,7 +15,7 @@ import re
 
 from helpers import REPO_ROOT, tiny_run
 
-HEADING = "### From Python (Colab, notebooks)"
+HEADING = "## From Python (Colab, notebooks)"
 RUN_LINE = 'RUN = "runs/quickstart/pretrain"'
 
 

@@ -1,5 +1,5 @@
 """Document readers: invented fixtures for each format and each kind of damage, then the real samples in
-../shared/data (skipped where that folder is absent), and the `experiments.inspect` command."""
+../shared/data (skipped where that folder is absent), and the `experiments.inspect_data` command."""
 
 import glob
 import gzip
@@ -305,7 +305,7 @@ def test_pmc_package_members_read_as_the_loose_nxml_files(tmp_path, name):
     docs, report = read_all(read_pmc_jats, tmp_path / "PMC444.nxml")
     assert docs == [] and report.error.startswith("malformed XML")
 
-    out = run_cli("experiments.inspect", "--kind=pmc_jats", str(package)).stdout.splitlines()
+    out = run_cli("experiments.inspect_data", "--kind=pmc_jats", str(package)).stdout.splitlines()
     summary = json.loads(out[0])
     assert len(out) == 1 and summary["records"] == 5 and summary["with_text"] == 2
     assert summary["first_record"]["id"] == "PMC222" and summary["skipped"]["non_xml_member"] == 3
@@ -414,7 +414,7 @@ def test_unknown_kind_and_missing_file_errors(tmp_path):
 
 
 def test_inspect_cli_on_a_fixture_and_a_missing_file(tmp_path, pubmed_file):
-    out = run_cli("experiments.inspect", "--kind=pubmed_xml", str(pubmed_file)).stdout.strip().splitlines()
+    out = run_cli("experiments.inspect_data", "--kind=pubmed_xml", str(pubmed_file)).stdout.strip().splitlines()
     assert len(out) == 1
     summary = json.loads(out[0])
     assert summary["kind"] == "pubmed_xml" and summary["records"] == 4 and summary["with_text"] == 2
@@ -422,7 +422,7 @@ def test_inspect_cli_on_a_fixture_and_a_missing_file(tmp_path, pubmed_file):
     assert summary["first_record"]["id"] == "900001" and summary["first_record"]["meta"]["year"] == 2021
 
     missing = str(tmp_path / "absent.xml")
-    proc = run_cli("experiments.inspect", "--kind=pubmed_xml", str(pubmed_file), missing, check=False)
+    proc = run_cli("experiments.inspect_data", "--kind=pubmed_xml", str(pubmed_file), missing, check=False)
     assert proc.returncode != 0 and "absent.xml" in proc.stderr and proc.stdout == ""
 
 
@@ -524,7 +524,7 @@ def test_real_pmc_articles_packed_as_an_oa_package_read_as_the_loose_files(tmp_p
 
 @needs_data
 def test_inspect_cli_on_real_pubmed_files():
-    out = run_cli("experiments.inspect", "--kind=pubmed_xml", MEDLINE_2016, BASELINE_2023_CUT).stdout.splitlines()
+    out = run_cli("experiments.inspect_data", "--kind=pubmed_xml", MEDLINE_2016, BASELINE_2023_CUT).stdout.splitlines()
     medline, baseline = (json.loads(line) for line in out)
     assert medline["with_text"] == 526 and medline["deleted_ids"] and not medline["truncated"]
     assert medline["first_record"]["id"].isdigit() and len(medline["first_record"]["text"]) <= 300

@@ -39,9 +39,12 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from biomed_jax import files as fs
+from biomed_jax.data import mixture
 from biomed_jax.data.clean import Cleaner, band_keys, similarity
+from biomed_jax.data.corpus import decontamination, source_priorities, split_of, zero_split_counts
 from biomed_jax.data.readers import ReadReport, read_documents
 from biomed_jax.data.tokenizer import load_tokenizer
+from biomed_jax.run_dir import write_json
 
 _COUNTS, _FILES = "counts", "files"
 
@@ -74,8 +77,6 @@ class _ReadAndPrepare(beam.DoFn):
         self.cleaner = Cleaner(self.clean_options, self.seed, self.priorities)
 
     def process(self, item):
-        from biomed_jax.data.corpus import split_of
-
         name, kind, path = item
         report = ReadReport(path=path)
         for n, doc in enumerate(read_documents(kind, path, report)):
@@ -249,8 +250,6 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
     into OUT_DIR as JSON-lines shards. Returns what the driver needs for the report: {"cleaner": the
     combined counts, "files": the read reports in the in-process engine's order, "deleted_ids",
     "kept": {source: split counts}, "deleted_dropped", "decontamination": its report or None}."""
-    from biomed_jax.data.corpus import decontamination, source_priorities
-
     priorities = source_priorities(cfg)
     driver = Cleaner(dict(cfg["clean"]), seed=int(cfg["seed"]), priorities=priorities)
     opts, seed = driver.options, driver.seed
@@ -332,9 +331,7 @@ def _results(cfg: Mapping[str, Any], driver: Cleaner, results: str) -> dict:
     for partial in _read(results, "counts"):
         driver.add_partial(partial)
     files = sorted(_read(results, "files"), key=lambda item: (item[0], item[1]))
-    from biomed_jax.data.corpus import _zero_split_counts
-
-    kept = {name: _zero_split_counts() for name in cfg["sources"]}
+    kept = {name: zero_split_counts() for name in cfg["sources"]}
     for (source, split), (n, chars) in _read(results, "splits"):
         kept[source][split] += n
         kept[source][f"chars_{split}"] += chars
@@ -373,8 +370,6 @@ def dataset_examples(paths: list[str], split: str, epochs: Mapping[str, float], 
 
 
 def _copies(record: Mapping[str, Any], seed: int, epochs: Mapping[str, float]):
-    from biomed_jax.data import mixture
-
     source = record["source"]
     for copy in range(mixture.copies(seed, source, record["id"], epochs[source])):
         yield f"{source}:{record['id']}:{copy}", record
@@ -382,8 +377,6 @@ def _copies(record: Mapping[str, Any], seed: int, epochs: Mapping[str, float]):
 
 def _write_counts(sizes: list, path: str, sources: list[str]) -> None:
     """Per-source {documents, tokens}; a source with no example in the split counts zeros, as in-process."""
-    from biomed_jax.run_dir import write_json
-
     found = dict(sizes)
     write_json(path, {source: dict(zip(("documents", "tokens"), found.get(source, (0, 0)))) for source in sources})
 

@@ -194,7 +194,7 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False, 
     # test questions and writes them source by source.
     dropped = cleaner.decide(prepared)
     section, index, decontam = decontamination(cfg, manual_dir)
-    kept = {name: _zero_split_counts() for name in cfg["sources"]}
+    kept = {name: zero_split_counts() for name in cfg["sources"]}
     outputs = {name: fs.open_text(fs.join(tmp_dir, f"{name}.jsonl"), "w") for name in cfg["sources"]}
     try:
         with fs.open_text(staged) as f:
@@ -252,7 +252,7 @@ def _finish(cfg, tmp_dir: str, final_dir: str, manual_dir: str, settings: dict, 
     if not any(c["train"] for c in kept.values()):
         fs.rmtree(tmp_dir)
         raise ValueError(f"no training document survived reading and cleaning of {sum(map(len, files.values()))} "
-                         f"file(s) under {manual_dir!r}: check the files (python -m experiments.inspect) and the "
+                         f"file(s) under {manual_dir!r}: check the files (python -m experiments.inspect_data) and the "
                          f"clean.min_chars / clean.min_words settings")
     report = {
         "manual_dir": manual_dir if fs.is_remote(manual_dir) else os.path.abspath(manual_dir),
@@ -298,7 +298,7 @@ def _record(doc: Document, validation_fraction: float) -> dict:
             "split": split_of(doc.source, doc.id, validation_fraction)}
 
 
-def _zero_split_counts() -> dict[str, int]:
+def zero_split_counts() -> dict[str, int]:
     return {"train": 0, "validation": 0, "chars_train": 0, "chars_validation": 0}
 
 

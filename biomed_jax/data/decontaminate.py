@@ -72,7 +72,7 @@ MIN_WORDS = 8  # the shortest n-gram ever looked up (see the module docstring); 
 MAX_QUESTIONS_PER_NGRAM = 2  # an n-gram in more test questions than this is boilerplate (index_questions)
 
 # Each benchmark's test questions under data_root: (relative path, split), the paths
-# configs/eval.py's suites evaluate. MedMCQA's test answers are not public, so its dev split is what is
+# configs/evaluation.py's suites evaluate. MedMCQA's test answers are not public, so its dev split is what is
 # evaluated and what must not leak; MMLU is its six medical subjects (the loader's default); USMLE every
 # step file, with image questions left out as MedAlpaca's evaluation leaves them out.
 TEST_SETS: dict[str, tuple[str, str | None]] = {

@@ -23,7 +23,7 @@ from biomed_jax import files
 from biomed_jax.data import mixture
 from biomed_jax.data.corpus import CleanCorpus
 from biomed_jax.data.tokenizer import eos_token_id, load_tokenizer
-from biomed_jax.run_dir import write_json
+from biomed_jax.run_dir import read_json, write_json
 
 DATASET = "biomed_corpus"
 VERSION = "1.0.0"
@@ -195,8 +195,6 @@ def build_token_dataset(cfg: Mapping[str, Any], corpus: CleanCorpus, tokenizer, 
 
 def _add_counts(path: str, counts_dir: str) -> None:
     """Puts the Beam build's per-source counts into the finished dataset's metadata.json."""
-    from biomed_jax.run_dir import read_json
-
     metadata_path = os.path.join(path, "metadata.json")
     metadata = read_json(metadata_path, "dataset metadata")
     metadata["counts"] = {split: read_json(files.join(counts_dir, f"{split}.json"), f"{split} counts")

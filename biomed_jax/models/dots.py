@@ -18,7 +18,7 @@ It also sums a very long contraction (the LM head's input gradient, over the voc
 which YNNPACK runs faster. This is used on CPU, with one device in the mesh (flattening a sharded array
 would gather it), outside `accelerator_products` (aot_check compiles an accelerator's step on CPU); GPU
 and TPU compilers take any layout, and there `contract` is jnp.einsum with float32 accumulation.
-The measurements behind each choice are in the README (Performance, "Training step on CPU").
+The measurements behind each choice are in docs/performance.md ("Training step on CPU").
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Prints one JSON line per input: what a reader or benchmark loader finds in it (counts, skips, damage,
 first record).
 
-    python -m experiments.inspect --kind=pubmed_xml ../shared/data/pubmed/*.xml*
+    python -m experiments.inspect_data --kind=pubmed_xml ../shared/data/pubmed/*.xml*
     {"path": "...", "kind": "pubmed_xml", "records": 604, "with_text": 526, "skipped": {...}, ...}
-    python -m experiments.inspect --kind=medmcqa ../shared/data/medmcqa/dev.json
+    python -m experiments.inspect_data --kind=medmcqa ../shared/data/medmcqa/dev.json
     {"path": "...", "kind": "medmcqa", "records": 4183, "loaded": 4183, "skipped": {}, "info": {"cop_base": 1, ...},
      "answer_distribution": {"A": 1348, ...}, "options_count": {"4": 4183}, "first_question": {...}}
 

@@ -1,6 +1,6 @@
 """Evaluation suites: which benchmarks, which methods, which prompts.
 
-    python -m experiments.evaluate --config=configs/eval.py:<suite> --checkpoint=RUN_DIR --workdir=OUT \
+    python -m experiments.evaluate --config=configs/evaluation.py:<suite> --checkpoint=RUN_DIR --workdir=OUT \
         [--config.data_root=/path/to/benchmarks --config.tasks.medqa.limit=100 ...]
 
 Suites:
@@ -48,7 +48,7 @@ def _task(kind: str, path: str, split: str = "", template: str = "mcq", loglik_t
 
 def get_config(suite: str = "quick") -> ml_collections.ConfigDict:
     if suite not in SUITES:
-        raise ValueError(f"unknown suite {suite!r} for configs/eval.py; choose one of {list(SUITES)}")
+        raise ValueError(f"unknown suite {suite!r} for configs/evaluation.py; choose one of {list(SUITES)}")
     cfg = ml_collections.ConfigDict()
     cfg.suite = suite
     cfg.seed = 0
