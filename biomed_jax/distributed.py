@@ -73,3 +73,20 @@ def initialize(cfg: Mapping[str, Any] | None) -> bool:
     logging.info("jax.distributed: process %d of %d, %d local / %d global devices", jax.process_index(),
                  jax.process_count(), jax.local_device_count(), jax.device_count())
     return True
+
+
+def process_env(index: int, count: int, port: int, platform: str, devices: int, n_gpus: int = 0) -> dict:
+    """The environment of process `index`: where the coordinator is, who this process is, its devices."""
+    env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES=str(count),
+               JAX_PROCESS_ID=str(index), PYTHONUNBUFFERED="1")
+    if platform == "cpu":
+        flags_ = [f for f in env.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
+        env["XLA_FLAGS"] = " ".join(flags_ + [f"--xla_force_host_platform_device_count={devices}"])
+        env["JAX_PLATFORMS"] = "cpu"
+    else:
+        per = devices or n_gpus // count
+        if per < 1 or per * count > n_gpus:
+            raise ValueError(f"--processes={count} x --devices_per_process={per} needs {per * count} GPUs; "
+                             f"this machine has {n_gpus}")
+        env["JAX_LOCAL_DEVICE_IDS"] = ",".join(str(i) for i in range(index * per, (index + 1) * per))
+    return env

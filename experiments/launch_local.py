@@ -18,7 +18,6 @@ the first non-zero one.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -29,6 +28,7 @@ import time
 from absl import flags
 
 from biomed_jax import cli
+from biomed_jax.distributed import process_env
 
 _PROCESSES = flags.DEFINE_integer("processes", 2, "Number of processes to start.")
 _DEVICES = flags.DEFINE_integer("devices_per_process", 4, "cpu: simulated devices per process; gpu: GPUs "
@@ -41,23 +41,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
-
-
-def process_env(index: int, count: int, port: int, platform: str, devices: int, n_gpus: int = 0) -> dict:
-    """The environment of process `index`: where the coordinator is, who this process is, its devices."""
-    env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES=str(count),
-               JAX_PROCESS_ID=str(index), PYTHONUNBUFFERED="1")
-    if platform == "cpu":
-        flags_ = [f for f in env.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
-        env["XLA_FLAGS"] = " ".join(flags_ + [f"--xla_force_host_platform_device_count={devices}"])
-        env["JAX_PLATFORMS"] = "cpu"
-    else:
-        per = devices or n_gpus // count
-        if per < 1 or per * count > n_gpus:
-            raise ValueError(f"--processes={count} x --devices_per_process={per} needs {per * count} GPUs; "
-                             f"this machine has {n_gpus}")
-        env["JAX_LOCAL_DEVICE_IDS"] = ",".join(str(i) for i in range(index * per, (index + 1) * per))
-    return env
 
 
 def _count_gpus() -> int:

@@ -13,57 +13,59 @@ from helpers import REPO_ROOT, run_cli
 # module -> (arguments with one mistake, words the error line must hold). {tmp} is a folder holding
 # `corrupt/` (config.json and a damaged model.safetensors), `pickles/` (only pytorch_model.bin), `empty/`.
 CASES = {
-    "pretrain": (["--config=configs/pretrain.py:nope", "--workdir={tmp}/w"], ["--config", "unknown preset 'nope'"]),
-    "finetune_mcq": (["--config=configs/finetune_mcq.py", "--config.trian.epochs=1", "--workdir={tmp}/w"],
+    "experiments.pretrain": (["--config=configs/pretrain.py:nope", "--workdir={tmp}/w"], ["--config", "unknown preset 'nope'"]),
+    "experiments.finetune_mcq": (["--config=configs/finetune_mcq.py", "--config.trian.epochs=1", "--workdir={tmp}/w"],
                      ["--config.trian.epochs", "no field 'trian'", 'did you mean "train"']),
-    "finetune_sft": (["--config=configs/finetune_sft.py", "--config.init_checkpoint={tmp}/none", "--workdir={tmp}/w"],
+    "experiments.finetune_sft": (["--config=configs/finetune_sft.py", "--config.init_checkpoint={tmp}/none", "--workdir={tmp}/w"],
                      ["{tmp}/none", "is not a run directory"]),
-    "finetune_seqcls": (["--workdir={tmp}/w"], ["--config", "must have a value"]),
-    "evaluate": (["--config=configs/evaluation.py:quick", "--checkpoint=/nonexistent", "--workdir={tmp}/w"],
+    "experiments.finetune_seqcls": (["--workdir={tmp}/w"], ["--config", "must have a value"]),
+    "experiments.evaluate": (["--config=configs/evaluation.py:quick", "--checkpoint=/nonexistent", "--workdir={tmp}/w"],
                  ["--checkpoint='/nonexistent' is not a run directory"]),
-    "generate": (["--checkpoint={tmp}/empty", "--prompt=hi"], ["{tmp}/empty", "no checkpoints/ folder"]),
-    "serve": (["--checkpoint={tmp}/none"], ["{tmp}/none", "is not a run directory"]),
-    "convert": (["--direction=hf_to_jax", "--src={tmp}/corrupt", "--workdir={tmp}/w"],
+    "experiments.generate": (["--checkpoint={tmp}/empty", "--prompt=hi"], ["{tmp}/empty", "no checkpoints/ folder"]),
+    "experiments.serve": (["--checkpoint={tmp}/none"], ["{tmp}/none", "is not a run directory"]),
+    "experiments.convert": (["--direction=hf_to_jax", "--src={tmp}/corrupt", "--workdir={tmp}/w"],
                 ["{tmp}/corrupt/model.safetensors is not a readable safetensors file", "header"]),
-    "merge_adapter": (["--adapter={tmp}/none", "--workdir={tmp}/w"], ["{tmp}/none"]),
-    "model_info": (["--config=configs/pretrain.py:tiny", "--config.model.n_layer=3"],
+    "experiments.merge_adapter": (["--adapter={tmp}/none", "--workdir={tmp}/w"], ["{tmp}/none"]),
+    "experiments.model_info": (["--config=configs/pretrain.py:tiny", "--config.model.n_layer=3"],
                    ["--config.model.n_layer", 'did you mean "n_layers"']),
-    "prepare_data": (["--config=configs/data.py:pubmed", "--config.manual_dir={tmp}/empty", "--data_dir={tmp}/d"],
+    "experiments.prepare_data": (["--config=configs/data.py:pubmed", "--config.manual_dir={tmp}/empty", "--data_dir={tmp}/d"],
                      ["sources.abstracts.paths", "matched no files under '{tmp}/empty'"]),
-    "train_tokenizer": (["--config=configs/data.py:nope", "--workdir={tmp}/w"], ["unknown preset 'nope'"]),
-    "inspect_data": (["--kind=pubmed_xml", "{tmp}/missing.xml"], ["file not found: {tmp}/missing.xml"]),
-    "lm_eval": (["--checkpoint={tmp}/none"], ["--checkpoint={tmp}/none is not a directory"]),
-    "aot_check": (["--config=configs/pretrain.py:tiny", "--config.train.batch_size=x"],
+    "experiments.train_tokenizer": (["--config=configs/data.py:nope", "--workdir={tmp}/w"], ["unknown preset 'nope'"]),
+    "experiments.inspect_data": (["--kind=pubmed_xml", "{tmp}/missing.xml"], ["file not found: {tmp}/missing.xml"]),
+    "experiments.lm_eval": (["--checkpoint={tmp}/none"], ["--checkpoint={tmp}/none is not a directory"]),
+    "experiments.aot_check": (["--config=configs/pretrain.py:tiny", "--config.train.batch_size=x"],
                   ["--config.train.batch_size", "invalid literal"]),
-    "adapt_memory": (["--presets=nope"], ["unknown model preset 'nope'"]),
-    "biomedlm": (["--workdir={tmp}/w", "--stages=nope"], ["--stages", "unknown stage(s) ['nope']"]),
-    "meditron": (["--workdir={tmp}/w", "--config.sft.trian=1"], ["--config.sft.trian", "no field 'trian'"]),
-    "medalpaca": (["--workdir={tmp}/w", "--config=configs/medalpaca.py:nope"], ["unknown preset 'nope'"]),
-    "quickstart": (["--workdir={tmp}/w", "--config.pretrain.train.stepz=1"], ['did you mean "steps"']),
-    "launch_local": (["--processes=0", "--", "experiments.pretrain"], ["--processes must be >= 1"]),
-    "bench_train": (["--config=configs/pretrain.py:tiny", "--config.model.dtyp=float32"], ["no field 'dtyp'"]),
-    "bench_data": (["--workdir={tmp}/w", "--config=configs/data.py:nope"], ["unknown preset 'nope'"]),
-    "bench_eval": (["--preset=nope"], ["unknown model preset 'nope'"]),
-    "bench_generate": (["--preset=nope"], ["unknown model preset 'nope'"]),
-    "bench_convert": (["--modes=nope"], ["--modes=nope", "read and/or convert"]),
-    "bench_serve": (["--model=nope"], ["unknown model preset 'nope'"]),
-    "sweep_train": (["--preset=nope", "--out={tmp}/sweep"], ["unknown preset 'nope'"]),
+    "experiments.adapt_memory": (["--presets=nope"], ["unknown model preset 'nope'"]),
+    "experiments.biomedlm": (["--workdir={tmp}/w", "--stages=nope"], ["--stages", "unknown stage(s) ['nope']"]),
+    "experiments.meditron": (["--workdir={tmp}/w", "--config.sft.trian=1"], ["--config.sft.trian", "no field 'trian'"]),
+    "experiments.medalpaca": (["--workdir={tmp}/w", "--config=configs/medalpaca.py:nope"], ["unknown preset 'nope'"]),
+    "experiments.quickstart": (["--workdir={tmp}/w", "--config.pretrain.train.stepz=1"], ['did you mean "steps"']),
+    "experiments.launch_local": (["--processes=0", "--", "experiments.pretrain"], ["--processes must be >= 1"]),
+    "benchmarks.bench_train": (["--config=configs/pretrain.py:tiny", "--config.model.dtyp=float32"], ["no field 'dtyp'"]),
+    "benchmarks.bench_data": (["--workdir={tmp}/w", "--config=configs/data.py:nope"], ["unknown preset 'nope'"]),
+    "benchmarks.bench_eval": (["--preset=nope"], ["unknown model preset 'nope'"]),
+    "benchmarks.bench_generate": (["--preset=nope"], ["unknown model preset 'nope'"]),
+    "benchmarks.bench_convert": (["--modes=nope"], ["--modes=nope", "read and/or convert"]),
+    "benchmarks.bench_serve": (["--model=nope"], ["unknown model preset 'nope'"]),
+    "benchmarks.sweep_train": (["--preset=nope", "--out={tmp}/sweep"], ["unknown preset 'nope'"]),
 }
 
 
 # One entry point per kind of mistake runs in `make test` (each start imports jax: about 3 s); the rest are
 # marked slow.
-FAST = {"pretrain", "finetune_mcq", "evaluate", "convert", "prepare_data", "inspect_data", "lm_eval", "biomedlm",
-        "launch_local", "bench_convert", "model_info"}
+FAST = {"experiments." + name for name in ("pretrain", "finetune_mcq", "evaluate", "convert", "prepare_data",
+                                           "inspect_data", "lm_eval", "biomedlm", "launch_local", "model_info")}
+FAST.add("benchmarks.bench_convert")
 
 
 def entry_points() -> set[str]:
-    """The experiments/ modules that run as commands."""
+    """The experiments/ and benchmarks/ modules that run as commands."""
     names = set()
-    for path in glob.glob(os.path.join(REPO_ROOT, "experiments", "*.py")):
-        with open(path, encoding="utf-8") as f:
-            if 'if __name__ == "__main__":' in f.read():
-                names.add(os.path.basename(path)[:-3])
+    for folder in ("experiments", "benchmarks"):
+        for path in glob.glob(os.path.join(REPO_ROOT, folder, "*.py")):
+            with open(path, encoding="utf-8") as f:
+                if 'if __name__ == "__main__":' in f.read():
+                    names.add(f"{folder}.{os.path.basename(path)[:-3]}")
     return names
 
 
@@ -95,7 +97,7 @@ def _one_line_error(proc) -> str:
 @pytest.mark.parametrize("module", [m if m in FAST else pytest.param(m, marks=pytest.mark.slow) for m in sorted(CASES)])
 def test_a_mistake_is_one_line_and_status_2(module, bad_inputs):
     args, words = CASES[module]
-    proc = run_cli(f"experiments.{module}", *(a.format(tmp=bad_inputs) for a in args), check=False, timeout=120)
+    proc = run_cli(module, *(a.format(tmp=bad_inputs) for a in args), check=False, timeout=120)
     line = _one_line_error(proc)
     for word in words:
         assert word.format(tmp=bad_inputs) in line
@@ -114,3 +116,13 @@ def test_the_traceback_is_shown_when_asked_for(bad_inputs, switch, env):
     proc = run_cli("experiments.evaluate", "--config=configs/evaluation.py:quick", "--checkpoint=/nonexistent",
                    f"--workdir={bad_inputs}/w", *switch, env_extra=env, check=False)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "is not a run directory" in proc.stderr
+
+
+def test_tests_run_entry_points_as_commands_and_never_import_them():
+    """experiments/ and benchmarks/ only wire library calls: what a test checks lives in biomed_jax/."""
+    for path in glob.glob(os.path.join(REPO_ROOT, "tests", "*.py")):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                words = line.split()
+                assert not (words[:1] in (["from"], ["import"]) and len(words) > 1
+                            and words[1].split(".")[0] in ("experiments", "benchmarks")), f"{path}: {line.strip()}"

@@ -321,7 +321,7 @@ def test_shipped_task_definitions_read_the_local_files(monkeypatch, tmp_path):
 
 
 def test_command_line_translates_checkpoint_to_lm_eval_flags(tmp_path):
-    from experiments.lm_eval import DEFAULT_TASKS_DIR, translate
+    from biomed_jax.evaluation.lm_eval_command import DEFAULT_TASKS_DIR, translate
 
     run = str(tmp_path)
     assert translate([f"--checkpoint={run}", "--tasks=medqa_local", "--model_args", "step=3", "--limit=2"]) == [

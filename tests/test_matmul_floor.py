@@ -1,12 +1,12 @@
-"""The matmul floors time the same work in jax and torch (experiments/matmul_floor.py)."""
+"""The matmul floors time the same work in jax and torch (biomed_jax/perf/matmul_floor.py, for the benchmarks)."""
 
 import numpy as np
 import pytest
 
 from biomed_jax.models.config import ModelConfig
+from biomed_jax.perf.matmul_floor import (decode_floor_ms, decode_floor_steps, layer_shapes, product_speeds,
+                                          step_products, train_floor_steps)
 from configs.models import model_preset
-from experiments.bench_generate import matmul_floor
-from experiments.matmul_floor import decode_floor_steps, layer_shapes, product_speeds, step_products, train_floor_steps
 
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny_llama"])
@@ -37,7 +37,7 @@ def test_train_floor_computes_the_same_logits_and_gradients_in_both_libraries(pr
 
 def test_decode_floor_times_both_libraries_and_rejects_unknown_dtypes():
     cfg = ModelConfig.from_dict(model_preset("tiny"))
-    jax_ms, torch_ms = matmul_floor(cfg, batch=2, repeats=1, seed=0, dtype="bfloat16")
+    jax_ms, torch_ms = decode_floor_ms(cfg, batch=2, repeats=1, seed=0, dtype="bfloat16")
     assert jax_ms > 0 and torch_ms > 0
     with pytest.raises(ValueError, match="--floor_dtypes: 'int8'"):
         decode_floor_steps(cfg, batch=2, seed=0, dtype="int8")

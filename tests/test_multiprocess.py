@@ -75,7 +75,7 @@ def test_a_single_process_is_left_alone(monkeypatch):
 
 
 def test_launcher_gives_each_process_its_devices_and_identity():
-    from experiments.launch_local import process_env
+    from biomed_jax.distributed import process_env
 
     cpu = process_env(1, 2, 1234, "cpu", 4)
     assert (cpu["JAX_COORDINATOR_ADDRESS"], cpu["JAX_NUM_PROCESSES"], cpu["JAX_PROCESS_ID"]) == ("localhost:1234", "2", "1")

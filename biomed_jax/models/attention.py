@@ -1,7 +1,7 @@
 """Causal self-attention over a whole sequence in plain XLA ops: the path for CPUs, TPUs and any GPU run
 without cuDNN flash attention (model.attention='xla').
 
-Three choices make it fast on CPU (training step of gpt2_125m at seq 512, experiments/bench_train.py):
+Three choices make it fast on CPU (training step of gpt2_125m at seq 512, benchmarks/bench_train.py):
   - heads-major layout (batch, kv_heads, group, seq, head_dim) for the batched matmuls, so XLA
     contracts contiguous memory instead of transposing inside each einsum;
   - queries in at most MAX_BLOCKS blocks, block i scored only against the keys up to its last query:

@@ -3,7 +3,7 @@
 jax.lax.scan stacks the residuals of every layer for the backward pass in their own dtype. XLA:CPU has
 no bfloat16 dynamic-update-slice: it converts the whole stack to float32 and back for every layer it
 writes, so a 12-layer bfloat16 step rewrote each residual stack 12 times (gpt2_125m at 2 x 512: 2.9 s
-a step scanned against 2.1 s unscanned, experiments/bench_train.py). `scan_layers` keeps jax.vjp's
+a step scanned against 2.1 s unscanned, benchmarks/bench_train.py). `scan_layers` keeps jax.vjp's
 residuals of each layer instead, and stacks 16-bit floats as uint16 (an integer update is done in
 place). Residuals that are the layer's own parameters (dots.einsum keeps its float32 kernel) are not
 stacked, as jax.lax.scan does not stack them either: the backward pass reads the parameter stack.

@@ -1,6 +1,6 @@
 """Training step throughput and MFU, optionally side by side with a transformers (torch) step.
 
-    python -m experiments.bench_train --config=configs/pretrain.py:gpt2_125m \
+    python -m benchmarks.bench_train --config=configs/pretrain.py:gpt2_125m \
         --config.train.batch_size=8 --config.train.seq_len=512 --config.train.microbatches=1 \
         [--config.model.remat=full --config.model.scan_layers=False --config.model.attention=cudnn ...] \
         [--compare=torch] [--steps=10] [--json=OUT.json] [--profile_dir=DIR] [--matmul_floor]
@@ -26,7 +26,7 @@ MFU = flops_per_token (6 N + attention, biomed_jax.models.info) x tokens/s over 
 bf16 FLOP/s; null on CPU, whose peak is not tabulated (achieved TFLOP/s is printed instead).
 
 --matmul_floor (fp32 models) also times the step's matmuls alone, forward and backward, in jax and
-torch (experiments/matmul_floor.py): how much of a gap between the two whole steps is matmul speed.
+torch (biomed_jax/perf/matmul_floor.py): how much of a gap between the two whole steps is matmul speed.
 On CPU it also times each distinct product of the step alone, same operands and layouts in both
 libraries (GFLOP/s): whether that part of the gap is in the matrix multiplication kernels.
 """
@@ -41,6 +41,7 @@ import time
 from absl import app, flags
 
 from biomed_jax import cli
+from biomed_jax.perf.matmul_floor import best_seconds, product_speeds, train_floor_steps
 
 _CONFIG = cli.define_config_file("config", "configs/pretrain.py:gpt2_125m", "Pretraining config and preset.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per side.")
@@ -128,8 +129,6 @@ class TorchStep:
 
 def _matmul_floor(model_cfg, batch_size: int, seq_len: int, seed: int) -> dict:
     import torch
-
-    from experiments.matmul_floor import best_seconds, product_speeds, train_floor_steps
 
     if "float32" not in str(model_cfg.compute_dtype):
         raise app.UsageError("--matmul_floor times fp32 matmuls: add --config.model.dtype=float32")

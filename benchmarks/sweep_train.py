@@ -1,6 +1,6 @@
-"""Sweeps the training-step settings that decide MFU, one experiments.bench_train run per combination.
+"""Sweeps the training-step settings that decide MFU, one benchmarks.bench_train run per combination.
 
-    python -m experiments.sweep_train --preset=biomedlm_2p7b --seq_len=1024 \
+    python -m benchmarks.sweep_train --preset=biomedlm_2p7b --seq_len=1024 \
         --batch_sizes=8,16 --microbatches=1,2 --remat=none,minimal,dots_saveable,full \
         --scan_layers=True,False --attention=cudnn,xla --out=/tmp/sweep [--profile_best]
 
@@ -40,7 +40,7 @@ _PROFILE_BEST = flags.DEFINE_bool("profile_best", False, "Trace the best run wit
 
 def bench_args(preset: str, seq_len: int, batch: int, micro: int, remat: str, scan: str, attention: str,
                dtype: str) -> list[str]:
-    """The experiments.bench_train command line of one combination."""
+    """The benchmarks.bench_train command line of one combination."""
     return [f"--config=configs/pretrain.py:{preset}", f"--config.train.seq_len={seq_len}",
             f"--config.train.batch_size={batch}", f"--config.train.microbatches={micro}",
             f"--config.model.remat={remat}", f"--config.model.scan_layers={scan}",
@@ -48,7 +48,7 @@ def bench_args(preset: str, seq_len: int, batch: int, micro: int, remat: str, sc
 
 
 def _run(args: list[str], json_path: str, extra: list[str] = ()) -> dict:
-    cmd = [sys.executable, "-m", "experiments.bench_train", *args, f"--steps={_STEPS.value}", f"--json={json_path}",
+    cmd = [sys.executable, "-m", "benchmarks.bench_train", *args, f"--steps={_STEPS.value}", f"--json={json_path}",
            *extra]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT.value)
@@ -83,7 +83,7 @@ def main(argv):
                              f"{_pct(result['biomed_jax_mfu'])}"), flush=True)
 
     done = sorted((r for r in rows if "failed" not in r), key=lambda r: -(r["biomed_jax_tokens_per_s"]))
-    lines = [f"{_PRESET.value}, seq {_SEQ_LEN.value}, {_DTYPE.value}: `python -m experiments.bench_train "
+    lines = [f"{_PRESET.value}, seq {_SEQ_LEN.value}, {_DTYPE.value}: `python -m benchmarks.bench_train "
              "<args>` per row", "",
              "| batch | microbatches | remat | scan_layers | attention | step (s) | tokens/s | MFU | peak GiB |",
              "|---:|---:|---|---|---|---:|---:|---:|---:|"]
@@ -96,7 +96,7 @@ def main(argv):
             lines.append(f"| {r['batch']} | {r['micro']} | {r['remat']} | {r['scan']} | {r['attention']} | "
                          f"failed: {r['failed']} | | | |")
     if done:
-        lines += ["", "best: python -m experiments.bench_train " + " ".join(done[0]["args"])]
+        lines += ["", "best: python -m benchmarks.bench_train " + " ".join(done[0]["args"])]
     text = "\n".join(lines)
     with open(os.path.join(_OUT.value, "sweep.md"), "w") as f:
         f.write(text + "\n")

@@ -1,8 +1,8 @@
 """Data pipeline throughput: read -> clean -> tokenize -> write, and loader batches/s vs training; and, with
 --scale_docs, the clean stage at corpus scale on both engines.
 
-    python -m experiments.bench_data --workdir=/tmp/bench_data [--config=configs/data.py:synthetic]
-    python -m experiments.bench_data --workdir=/tmp/bench_scale --scale_docs=100000,1000000 \
+    python -m benchmarks.bench_data --workdir=/tmp/bench_data [--config=configs/data.py:synthetic]
+    python -m benchmarks.bench_data --workdir=/tmp/bench_scale --scale_docs=100000,1000000 \
         [--engines=local,beam:1,beam:2]
 
 --scale_docs generates PubMed-sized documents on the fly (never kept), with exact copies (1%) and

@@ -1,7 +1,7 @@
 """Log-likelihood scoring throughput on MedQA-shaped questions: biomed_jax's LoglikScorer against
 lm-eval's Hugging Face backend (HFLM, torch CPU), same weights, same token requests, in one run.
 
-    python -m experiments.bench_eval [--preset=gpt2_125m] [--questions=32] [--context_len=200] \
+    python -m benchmarks.bench_eval [--preset=gpt2_125m] [--questions=32] [--context_len=200] \
         [--option_len=10] [--options=4] [--batch_size=16] [--hf_batch_size=16]
 
 A question is a context of about `context_len` random token ids (+-10%) and `options` continuations

@@ -207,3 +207,9 @@ def best_seconds(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def decode_floor_ms(cfg, batch: int, repeats: int, seed: int, dtype: str = "float32") -> tuple[float, float]:
+    """Best-of-`repeats` ms of one decode step's weight matmuls alone in `dtype`: (jax, torch)."""
+    jax_step, torch_step = decode_floor_steps(cfg, batch, seed, dtype)
+    return 1e3 * best_seconds(jax_step, repeats), 1e3 * best_seconds(torch_step, repeats)

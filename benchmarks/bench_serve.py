@@ -1,7 +1,7 @@
 """Serving under load: the continuous-batching engine against static batches (today's Generator) and
 transformers' generate batched the same way, on the same Poisson-arriving requests.
 
-    python -m experiments.bench_serve [--requests=48 --rate=4 --slots=16 --model=gpt2_125m --dtype=float32]
+    python -m benchmarks.bench_serve [--requests=48 --rate=4 --slots=16 --model=gpt2_125m --dtype=float32]
 
 Requests: prompts of 16-512 random tokens, outputs of 16-256 tokens (uniform; generation never stops early,
 so every request produces exactly its max_tokens), arriving as a Poisson process of `rate` per second;

@@ -1,7 +1,7 @@
 """Generation throughput: biomed_jax (jitted prefill + while_loop decode over a static KV cache)
 against transformers' generate on torch CPU, same weights, same prompts, greedy, in one run.
 
-    python -m experiments.bench_generate [--preset=gpt2_125m] [--batch_sizes=1,16] [--prompt_len=32] \
+    python -m benchmarks.bench_generate [--preset=gpt2_125m] [--batch_sizes=1,16] [--prompt_len=32] \
         [--new_tokens=64] [--repeats=5] [--torch_threads=N] [--matmul_floor]
 
 A random-weight Hugging Face model of the preset's shape is built once, saved as safetensors to a
@@ -13,7 +13,7 @@ transformers' first call are excluded and reported separately. No stop token:
 every row generates exactly new_tokens tokens on both sides.
 
 --matmul_floor also times, per batch size, one decode step's weight matmuls alone (q/k/v fused,
-output, MLP, LM head; no attention, norms or cache) in each library (experiments/matmul_floor.py).
+output, MLP, LM head; no attention, norms or cache) in each library (biomed_jax/perf/matmul_floor.py).
 A decode step cannot be faster than its matmuls, so this floor bounds the speed-up any generate
 loop can show over transformers' measured step time.
 """
@@ -28,6 +28,7 @@ import time
 from absl import app, flags
 
 from biomed_jax import cli
+from biomed_jax.perf.matmul_floor import decode_floor_ms
 
 _PRESET = flags.DEFINE_string("preset", "gpt2_125m", "Model shape from configs/models.py (gpt2_* or llama* family).")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16"], "Batch sizes to measure.")
@@ -116,7 +117,7 @@ def main(argv):
                 row["hf"].append(_timed(hf_generate)[0])
         row["jax_compile"] = first_jax - min(row["jax"])
         if _FLOOR.value:
-            row["floor"] = {dtype: matmul_floor(cfg, batch, _REPEATS.value, _SEED.value, dtype)
+            row["floor"] = {dtype: decode_floor_ms(cfg, batch, _REPEATS.value, _SEED.value, dtype)
                             for dtype in _FLOOR_DTYPES.value}
         rows.append(row)
         print(f"batch {batch}: biomed_jax calls {_fmt(row['jax'])} s; transformers calls {_fmt(row['hf'])} s",
@@ -149,14 +150,6 @@ def main(argv):
             floors = "".join(f"{j:.1f} | {t:.1f} | " for j, t in r["floor"].values())
             print(f"| {r['batch']} | {jax_step:.1f} | {hf_step:.1f} | {floors}{hf_step / 2:.1f} |")
         print("(milliseconds; step = a whole generate call / new tokens, prefill included)")
-
-
-def matmul_floor(cfg, batch: int, repeats: int, seed: int, dtype: str = "float32") -> tuple[float, float]:
-    """Best-of-`repeats` ms of one decode step's weight matmuls alone in `dtype`: (jax, torch)."""
-    from experiments.matmul_floor import best_seconds, decode_floor_steps
-
-    jax_step, torch_step = decode_floor_steps(cfg, batch, seed, dtype)
-    return 1e3 * best_seconds(jax_step, repeats), 1e3 * best_seconds(torch_step, repeats)
 
 
 def _timed(fn):

@@ -1,6 +1,6 @@
 """Peak host memory of converting a ~1B-parameter Hugging Face checkpoint to biomed_jax.
 
-    python -m experiments.bench_convert [--n_layers=22 --d_model=2048 --d_ff=5632 --n_heads=32 \
+    python -m benchmarks.bench_convert [--n_layers=22 --d_model=2048 --d_ff=5632 --n_heads=32 \
         --n_kv_heads=4 --vocab_size=32000] [--disk_dtype=bfloat16] [--param_dtype=float32] [--tmpdir=DIR]
 
 Writes a random Llama checkpoint in the Hugging Face layout (config.json, safetensors shards of one
@@ -175,7 +175,7 @@ def main(argv):
         for scan in _SCAN.value:
             for mode in _MODES.value:
                 workdir = os.path.join(tmp, f"run_{mode}_{scan}")
-                cmd = [sys.executable, "-m", "experiments.bench_convert", f"--child={mode}", f"--src={src}",
+                cmd = [sys.executable, "-m", "benchmarks.bench_convert", f"--child={mode}", f"--src={src}",
                        f"--workdir={workdir}", f"--scan_layers={scan}", f"--param_dtype={_PARAM_DTYPE.value}"]
                 proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 if proc.returncode != 0:
