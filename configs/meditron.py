@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs import data, eval as eval_configs, finetune_sft, pretrain
+from configs import data, evaluation as eval_configs, finetune_sft, pretrain
 
 PRESETS = ("paper", "smoke")
 
