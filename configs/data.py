@@ -25,6 +25,11 @@ import ml_collections
 from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, WORLD_DEFAULTS
 
 PRESETS = ("synthetic", "quickstart", "pubmed", "gap_replay")
+# What the generated world (synthetic, quickstart) sets differently from the real corpora.
+_WORLD_SIZED = dict(min_chars=100, min_words=10, vocab_size=4096, max_train_docs=0, held_out_docs=200,
+                    validation_fraction=0.02, num_workers=1)
+_CORPUS_SIZED = dict(min_chars=200, min_words=20, vocab_size=28896, max_train_docs=2_000_000, held_out_docs=2000,
+                     validation_fraction=0.005, num_workers=8)
 
 
 def _source(kind: str, paths: str, epochs: float = 1.0, fraction: float = 0.0) -> ml_collections.ConfigDict:
@@ -49,6 +54,7 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
     # folder: array_record writes local paths only.
     cfg.work_dir = ""
     synthetic = preset in ("synthetic", "quickstart")
+    size = _WORLD_SIZED if synthetic else _CORPUS_SIZED
     cfg.generate_world = synthetic
     if synthetic:
         world = dict(WORLD_DEFAULTS, **(QUICKSTART_WORLD if preset == "quickstart" else {}))
@@ -76,8 +82,8 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
     # Cleaning and dedup (biomed_jax/data/clean.py); every filter is counted in clean_report.json.
     cfg.clean = ml_collections.ConfigDict(dict(
         unicode_form="NFKC",        # NFKC | NFC | none
-        min_chars=200 if not synthetic else 100,
-        min_words=20 if not synthetic else 10,
+        min_chars=size["min_chars"],
+        min_words=size["min_words"],
         exact_dedup=True,           # drop documents whose normalised text hashes the same
         near_dedup=True,            # MinHash LSH (datasketch)
         jaccard_threshold=0.8,      # near-duplicate above this estimated Jaccard similarity
@@ -96,21 +102,21 @@ def get_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
     # Byte-level BPE (HF tokenizers). path: an existing tokenizer.json to use instead of training one.
     cfg.tokenizer = ml_collections.ConfigDict(dict(
         path="",
-        vocab_size=4096 if synthetic else 28896,  # BioMedLM: 28,896
+        vocab_size=size["vocab_size"],  # BioMedLM: 28,896
         min_frequency=2,
         eos_token="<|endoftext|>",
-        max_train_docs=0 if synthetic else 2_000_000,  # 0 = all training documents
-        held_out_docs=200 if synthetic else 2000,      # validation docs for the fertility report
+        max_train_docs=size["max_train_docs"],  # 0 = all training documents
+        held_out_docs=size["held_out_docs"],    # validation docs for the fertility report
         terms_file="",              # terms whose splits the fertility report shows, one a line ("" = built-in list);
                                     # the world's/manual_dir's terms.txt is always added when present
     ))
 
     # The TFDS dataset: documents split by a stable hash of their id.
-    cfg.split = ml_collections.ConfigDict(dict(validation_fraction=0.02 if synthetic else 0.005))
+    cfg.split = ml_collections.ConfigDict(dict(validation_fraction=size["validation_fraction"]))
     cfg.build = ml_collections.ConfigDict(dict(
         # Tokenizer processes. 1 = in-process, where the tokenizer's own threads already use every
         # core (fastest on a laptop); more pays off when the corpus is large and the host has many cores.
-        num_workers=1 if synthetic else 8,
+        num_workers=size["num_workers"],
         max_shard_mb=256,           # array_record shard size
     ))
     return cfg

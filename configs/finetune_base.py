@@ -32,7 +32,16 @@ def task(kind: str, path: str, template: str, train_split: str = "train", dev_sp
         options=ml_collections.ConfigDict(options or {})))
 
 
+# What differs between the synthetic presets (a tiny model on the generated world) and the released
+# benchmarks' (a converted paper-scale model).
+_SYNTHETIC = dict(max_len=128, epochs=4, batch_size=16, log_every=20, learning_rate=3e-4, warmup_steps=20,
+                  checkpoint_every=50)
+_RELEASED = dict(max_len=512, epochs=3, batch_size=32, log_every=10, learning_rate=2e-5, warmup_steps=100,
+                 checkpoint_every=500)
+
+
 def base_config(synthetic: bool) -> ml_collections.ConfigDict:
+    run = _SYNTHETIC if synthetic else _RELEASED
     cfg = ml_collections.ConfigDict()
     cfg.init_checkpoint = ""
     cfg.model = "tiny"                 # random init only: a configs/models.py preset
@@ -46,20 +55,18 @@ def base_config(synthetic: bool) -> ml_collections.ConfigDict:
     # pass --config.data_root=DATA_DIR/biomed_work/synthetic/manual/synthetic_world.
     if synthetic:
         cfg.world = ml_collections.ConfigDict(dict(WORLD_DEFAULTS, **QUICKSTART_WORLD))
-    cfg.max_len = 128 if synthetic else 512    # tokens per example; at most the model's context
+    cfg.max_len = run["max_len"]       # tokens per example; at most the model's context
     cfg.mesh = run_sections.mesh()
     cfg.train = ml_collections.ConfigDict(dict(
-        epochs=4 if synthetic else 3,
-        batch_size=16 if synthetic else 32,   # global, in examples: the effective batch of each update
+        epochs=run["epochs"],
+        batch_size=run["batch_size"],         # global, in examples: the effective batch of each update
         microbatches=1,                       # gradient accumulation: batch_size is split into this many
         eval_batch_size=32,
         eval_every=0,                         # also evaluate every n steps (0: at epoch ends only)
-        seed=0, log_every=20 if synthetic else 10))
-    cfg.optim = ml_collections.ConfigDict(dict(
-        learning_rate=3e-4 if synthetic else 2e-5, warmup_steps=20 if synthetic else 100, schedule="linear",
-        final_lr_fraction=0.0, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8, max_grad_norm=1.0,
-        decay_embeddings=True))
-    cfg.checkpoint = run_sections.checkpoint(every_steps=50 if synthetic else 500)
+        seed=0, log_every=run["log_every"]))
+    cfg.optim = run_sections.optim(run["learning_rate"], run["warmup_steps"], schedule="linear",
+                                   final_lr_fraction=0.0, b2=0.999)
+    cfg.checkpoint = run_sections.checkpoint(every_steps=run["checkpoint_every"])
     cfg.logging = run_sections.logging(tensorboard=False)
     cfg.distributed = run_sections.distributed()
     return cfg

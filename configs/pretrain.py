@@ -23,13 +23,16 @@ _TRAIN = {
     "tiny_llama": (16, 128, 1, 3e-3, 10),
     "mini": (16, 128, 1, 3e-3, 10),
 }
+# Run length, logging and decay: laptop-sized presets (tiny, tiny_llama, mini) run short and log often.
+_LAPTOP = dict(steps=200, log_every=10, eval_every=50, eval_batches=2, weight_decay=0.0, checkpoint_every=50)
+_FULL = dict(steps=100_000, log_every=50, eval_every=1000, eval_batches=20, weight_decay=1e-5, checkpoint_every=1000)
 
 
 def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
     if preset not in _TRAIN:
         raise ValueError(f"unknown preset {preset!r} for configs/pretrain.py; choose one of {sorted(_TRAIN)}")
     batch, seq_len, microbatches, lr, warmup = _TRAIN[preset]
-    tiny = preset.startswith("tiny") or preset == "mini"   # laptop-sized: short runs, frequent logs
+    run = _LAPTOP if preset.startswith("tiny") or preset == "mini" else _FULL
     cfg = ml_collections.ConfigDict()
     cfg.preset = preset
     cfg.seed = 0
@@ -38,31 +41,19 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
     cfg.mesh = run_sections.mesh()
 
     cfg.train = ml_collections.ConfigDict(dict(
-        steps=200 if tiny else 100_000,
+        steps=run["steps"],
         batch_size=batch,            # global, in sequences
         seq_len=seq_len,
         microbatches=microbatches,   # gradient accumulation: batch_size is split into this many
-        log_every=10 if tiny else 50,
-        eval_every=50 if tiny else 1000,
-        eval_batches=2 if tiny else 20,
+        log_every=run["log_every"],
+        eval_every=run["eval_every"],
+        eval_batches=run["eval_batches"],
         # Continued pretraining: a run directory (e.g. from experiments.convert) to start from;
         # the model's architecture is read from its checkpoint.
         init_from="",
     ))
 
-    # Decoupled AdamW (Composer): decay scaled by lr_t / lr_peak; see biomed_jax/optim.py.
-    cfg.optim = ml_collections.ConfigDict(dict(
-        learning_rate=lr,
-        warmup_steps=warmup,
-        schedule="cosine",          # cosine | linear | constant
-        final_lr_fraction=0.1,
-        weight_decay=1e-5 if not tiny else 0.0,
-        b1=0.9,
-        b2=0.95,
-        eps=1e-8,
-        max_grad_norm=1.0,
-        decay_embeddings=True,
-    ))
+    cfg.optim = run_sections.optim(lr, warmup, weight_decay=run["weight_decay"])
 
     # Token source (biomed_jax/data/sources.py). 'tfds': a dataset made by experiments.prepare_data,
     # read by the grain loader; 'synthetic': a generated Markov-chain stream needing no files;
@@ -76,7 +67,7 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
         mean_doc_len=64,            # synthetic: documents packed per row (segment ids); 0 = one per row
     ))
 
-    cfg.checkpoint = run_sections.checkpoint(every_steps=50 if tiny else 1000)
+    cfg.checkpoint = run_sections.checkpoint(every_steps=run["checkpoint_every"])
     cfg.logging = run_sections.logging()
     cfg.distributed = run_sections.distributed()
     return cfg

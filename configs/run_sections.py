@@ -1,5 +1,6 @@
 """The config sections every training run has (pretraining and fine-tuning share the one trainer):
-the device mesh, checkpoints, logging and multi-process start-up."""
+the device mesh, the optimizer, checkpoints, logging and multi-process start-up. Presets call these with
+the few values they change."""
 
 from __future__ import annotations
 
@@ -11,6 +12,27 @@ from biomed_jax.run_dir import DEFAULT_MESH
 def mesh() -> ml_collections.ConfigDict:
     """Device mesh; -1 fills with the remaining devices. FSDP by default: it scales to any model."""
     return ml_collections.ConfigDict(dict(DEFAULT_MESH))
+
+
+def optim(learning_rate: float, warmup_steps: int, **overrides) -> ml_collections.ConfigDict:
+    """Decoupled AdamW (Composer): decay scaled by lr_t / lr_peak; see biomed_jax/optim.py. `overrides`
+    change the defaults below by name."""
+    fields = dict(
+        learning_rate=learning_rate,  # peak
+        warmup_steps=warmup_steps,
+        schedule="cosine",            # cosine | linear | constant
+        final_lr_fraction=0.1,        # the schedule's last lr, as a fraction of the peak
+        weight_decay=0.0,
+        b1=0.9,
+        b2=0.95,
+        eps=1e-8,
+        max_grad_norm=1.0,
+        decay_embeddings=True,
+    )
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(f"optim has no field(s) {unknown}; fields: {sorted(fields)}")
+    return ml_collections.ConfigDict({**fields, **overrides})
 
 
 def checkpoint(every_steps: int) -> ml_collections.ConfigDict:
