@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, WORLD_DEFAULTS
+from biomed_jax.synthetic.defaults import QUICKSTART_WORLD, WORLD_DEFAULTS
 
 PRESETS = ("synthetic", "quickstart", "pubmed", "gap_replay")
 # What the generated world (synthetic, quickstart) sets differently from the real corpora.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, WORLD_DEFAULTS
+from biomed_jax.synthetic.defaults import QUICKSTART_WORLD, WORLD_DEFAULTS
 from configs import run_sections
 
 

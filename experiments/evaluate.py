@@ -41,7 +41,8 @@ def main(argv):
         if cfg.suite != "quick":
             raise ValueError(f"suite {cfg.suite!r} reads the released benchmark files: pass --config.data_root="
                              "FOLDER (holding medqa/, medmcqa/, pubmedqa/, mmlu/, bioasq/, usmle/)")
-        from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, generate_world
+        from biomed_jax.synthetic.defaults import QUICKSTART_WORLD
+        from biomed_jax.synthetic.generate import generate_world
 
         data_root = os.path.join(workdir, "world")
         generate_world(data_root, dict(QUICKSTART_WORLD))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from biomed_jax.data import benchmarks as bm
-from biomed_jax.data import synthetic_world as sw
+from biomed_jax.synthetic.defaults import QUICKSTART_WORLD
+from biomed_jax.synthetic.generate import generate_world
 from helpers import REPO_ROOT, run_cli
 
 DATA_DIR = os.path.join(REPO_ROOT, "..", "shared", "data")
@@ -375,7 +376,7 @@ def test_render_fields_and_errors():
 
 
 def test_synthetic_world_benchmarks_load(tmp_path):
-    summary = sw.generate_world(str(tmp_path / "world"), sw.QUICKSTART_WORLD)
+    summary = generate_world(str(tmp_path / "world"), QUICKSTART_WORLD)
     counts = summary["counts"]
     for split, n in counts["medqa"].items():
         questions, report = bm.load_medqa(str(tmp_path / "world" / "medqa"), split=split)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from biomed_jax.data import decontaminate as dc
-from biomed_jax.data import synthetic_world as sw
+from biomed_jax.synthetic.defaults import QUICKSTART_WORLD
+from biomed_jax.synthetic.generate import generate_world
 from biomed_jax.data.benchmarks import MEDICAL_SUBJECTS, load_benchmark
 from biomed_jax.data.readers import read_documents
 from helpers import REPO_ROOT
@@ -302,7 +303,7 @@ def test_report_for_index_and_unknown_benchmarks(index):
 
 def test_synthetic_world_medqa_question_planted_in_an_abstract(tmp_path):
     world = str(tmp_path / "world")
-    sw.generate_world(world, sw.QUICKSTART_WORLD)
+    generate_world(world, QUICKSTART_WORLD)
     index = dc.build_index({"benchmarks": "medqa,pubmedqa", "data_root": world})
     assert index.totals()["medqa"] > 0 and index.totals()["pubmedqa"] > 0
     question = load_benchmark("medqa", os.path.join(world, "medqa"), split="test")[0][5]

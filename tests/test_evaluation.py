@@ -215,7 +215,8 @@ def test_limit_on_the_real_pubmedqa_holds_every_label(tmp_path):
 
 
 def test_evaluate_command_on_a_tiny_checkpoint(tmp_path):
-    from biomed_jax.data.synthetic_world import QUICKSTART_WORLD, generate_world
+    from biomed_jax.synthetic.defaults import QUICKSTART_WORLD
+    from biomed_jax.synthetic.generate import generate_world
     from tests.helpers import run_cli
 
     world = str(tmp_path / "world")

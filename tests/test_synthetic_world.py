@@ -9,7 +9,10 @@ import re
 
 import pytest
 
-from biomed_jax.data import synthetic_world as sw
+from biomed_jax.synthetic.defaults import WORLD_DEFAULTS
+from biomed_jax.synthetic import generate as synthetic_generate
+from biomed_jax.synthetic.generate import generate_world
+from biomed_jax.synthetic.vocabulary import ADVERSE_EFFECTS, ANTIMICROBIAL_SUFFIXES, GENE_FAMILIES, SYMPTOMS
 from biomed_jax.data.readers import ReadReport, read_jsonl, read_pubmed_xml
 from helpers import REPO_ROOT
 
@@ -26,7 +29,7 @@ PQA_KEYS = {"QUESTION", "CONTEXTS", "LABELS", "MESHES", "YEAR", "reasoning_requi
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("world") / "small")
-    return out, sw.generate_world(out, SMALL)
+    return out, generate_world(out, SMALL)
 
 
 def read_lines(path):
@@ -47,7 +50,7 @@ def entity_finder(out):
     """A function text -> set of world entities (invented terms and adverse-effect terms) it names."""
     with open(os.path.join(out, "terms.txt"), encoding="utf-8") as fh:
         terms = [line.rstrip("\n") for line in fh]
-    names = sorted(set(terms) | set(sw.ADVERSE_EFFECTS), key=len, reverse=True)
+    names = sorted(set(terms) | set(ADVERSE_EFFECTS), key=len, reverse=True)
     canonical = {name.lower(): name for name in names}
     assert len(canonical) == len(names)
     # Case-insensitive: an adverse effect starting a sentence is capitalised ("Hyperkalemia occurred ...").
@@ -82,22 +85,22 @@ def question_pairs(out, split, find):
 
 def test_unknown_and_bad_options_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="'n_drugz'"):
-        sw.generate_world(str(tmp_path / "w"), {"n_drugz": 3})
+        generate_world(str(tmp_path / "w"), {"n_drugz": 3})
     with pytest.raises(ValueError, match="'docs_per_fact'"):
-        sw.generate_world(str(tmp_path / "w"), {"docs_per_fact": "many"})
+        generate_world(str(tmp_path / "w"), {"docs_per_fact": "many"})
     with pytest.raises(ValueError, match="'infectious_diseases'"):
-        sw.generate_world(str(tmp_path / "w"), {**SMALL, "infectious_diseases": 2})
+        generate_world(str(tmp_path / "w"), {**SMALL, "infectious_diseases": 2})
     assert not os.path.exists(tmp_path / "w")
 
 
 def test_same_options_give_identical_bytes_and_another_seed_differs(world, tmp_path):
     out, _ = world
     again = str(tmp_path / "again")
-    sw.generate_world(again, SMALL)
+    generate_world(again, SMALL)
     first, second = file_bytes(out), file_bytes(again)
     assert list(first) == list(second) and first == second
     other = str(tmp_path / "other")
-    sw.generate_world(other, {**SMALL, "seed": 1})
+    generate_world(other, {**SMALL, "seed": 1})
     third = file_bytes(other)
     assert third["terms.txt"] != first["terms.txt"]
     assert third["pubmed/world_abstracts_0000.xml.gz"] != first["pubmed/world_abstracts_0000.xml.gz"]
@@ -110,7 +113,7 @@ def test_world_json_lists_every_file_with_its_hash(world):
     on_disk = {path: hashlib.sha256(data).hexdigest() for path, data in file_bytes(out).items()
                if path != "world.json"}
     assert {f["path"]: f["sha256"] for f in summary["files"]} == on_disk
-    assert summary["options"] == {**sw.WORLD_DEFAULTS, **SMALL}
+    assert summary["options"] == {**WORLD_DEFAULTS, **SMALL}
     assert not glob.glob(out + ".tmp-*")
 
 
@@ -119,17 +122,17 @@ def test_existing_world_is_reused_and_different_options_refused(world, tmp_path)
     sentinel = os.path.join(out, "sentinel")
     open(sentinel, "w").close()
     try:
-        assert sw.generate_world(out, dict(SMALL)) == summary
+        assert generate_world(out, dict(SMALL)) == summary
         assert os.path.exists(sentinel)  # reused, not regenerated
     finally:
         os.remove(sentinel)
     with pytest.raises(ValueError, match="different options.*replay_docs"):
-        sw.generate_world(out, {**SMALL, "replay_docs": 31})
+        generate_world(out, {**SMALL, "replay_docs": 31})
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("x")
     with pytest.raises(FileExistsError, match="no world.json"):
-        sw.generate_world(str(foreign), SMALL)
+        generate_world(str(foreign), SMALL)
 
 
 def test_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch):
@@ -138,17 +141,17 @@ def test_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch):
             fh.write("partial")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(sw, "_generate", broken)
+    monkeypatch.setattr(synthetic_generate, "_generate", broken)
     target = str(tmp_path / "w")
     with pytest.raises(RuntimeError, match="disk full"):
-        sw.generate_world(target, SMALL)
+        generate_world(target, SMALL)
     assert os.listdir(tmp_path) == []
 
 
 def test_empty_existing_folder_is_filled(tmp_path):
     target = tmp_path / "w"
     target.mkdir()
-    summary = sw.generate_world(str(target), {**SMALL, "replay_docs": 2})
+    summary = generate_world(str(target), {**SMALL, "replay_docs": 2})
     assert (target / "world.json").exists() and summary["counts"]["replay"] == 2
 
 
@@ -361,7 +364,7 @@ def test_terms_are_unique_invented_and_typed(world):
     organisms = {f["head"] for f in facts if f["relation"] == "infects"}
     diseases = {f["tail"] for f in facts if f["relation"] in ("treats", "causes", "infects")}
     assert set(terms) == drugs | genes | organisms | diseases
-    suffixes = tuple(s for _, sufs in sw.GENE_FAMILIES.values() for s in sufs) + sw.ANTIMICROBIAL_SUFFIXES
+    suffixes = tuple(s for _, sufs in GENE_FAMILIES.values() for s in sufs) + ANTIMICROBIAL_SUFFIXES
     assert all(d[0].isupper() and d.endswith(suffixes) for d in drugs)
     assert all(re.fullmatch(r"[A-Z]{3,4}[1-9]", g) for g in genes)
     assert all(re.fullmatch(r"[A-Z][a-z]+ [a-z]+", o) for o in organisms)
@@ -382,7 +385,7 @@ def test_no_invented_word_is_an_english_word(world):
 
 
 def test_vocabularies_never_contain_each_other():
-    vocab = list(sw.ADVERSE_EFFECTS) + list(sw.SYMPTOMS)
+    vocab = list(ADVERSE_EFFECTS) + list(SYMPTOMS)
     assert len(vocab) == len(set(vocab))
     for term in vocab:
         assert not [o for o in vocab if o != term and re.search(rf"(?<!\w){re.escape(term)}(?!\w)", o)], term

@@ -69,7 +69,7 @@ def resolve_manual_dir(cfg: Mapping[str, Any], default_root: str) -> str:
     """The folder relative source paths point into; generates the synthetic world there if asked."""
     manual_dir = cfg.get("manual_dir") or ""
     if cfg.get("generate_world"):
-        from biomed_jax.data.synthetic_world import generate_world
+        from biomed_jax.synthetic.generate import generate_world
 
         manual_dir = manual_dir or world_dir(default_root)
         if fs.is_remote(manual_dir):

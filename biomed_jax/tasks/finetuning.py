@@ -99,7 +99,7 @@ def data_root(cfg: ml_collections.ConfigDict, workdir: str) -> str:
         return cfg.data_root
     if not cfg.get("world"):
         raise ValueError("data_root is empty: pass --config.data_root=FOLDER holding the benchmark files")
-    from biomed_jax.data.synthetic_world import generate_world
+    from biomed_jax.synthetic.generate import generate_world
 
     root = os.path.join(workdir, "world")
     if jax.process_index() == 0:
