@@ -6,7 +6,7 @@ a data directory chosen, first found, by:
   2. the BIOMED_EVAL_DATA environment variable,
   3. ../shared/data beside the project checkout.
 Each task YAML names its file(s) relative to that directory (`dataset_kwargs.files`). Nothing is
-downloaded. The files go through biomed_jax's own benchmark loaders (biomed_jax/data/benchmarks.py),
+downloaded. The files go through biomed_jax's own benchmark loaders (biomed_jax/data/benchmarks/),
 the ones `experiments.evaluate` uses, so both read the same questions in the same order (the
 publisher's: PubMedQA in ori_pqal.json's order, not the label-sorted ground-truth file's). lm-eval's
 `--limit N` keeps its own meaning, the first N documents in that order; a missing file fails naming
