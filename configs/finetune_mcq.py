@@ -17,6 +17,7 @@ dev = MMLU's dev split). Real-data presets read data_root/<task path> in the rel
 from __future__ import annotations
 
 from biomed_jax.data.benchmarks import MEDICAL_SUBJECTS
+from biomed_jax.kinds import FinetuneKind
 from configs.finetune_base import base_config, task
 
 PRESETS = ("synthetic", "medqa", "medmcqa", "mmlu")
@@ -28,7 +29,7 @@ def get_config(preset: str = "synthetic"):
         raise ValueError(f"unknown preset {preset!r} for configs/finetune_mcq.py; choose one of {list(PRESETS)}")
     cfg = base_config(synthetic=preset == "synthetic")
     cfg.preset = preset
-    cfg.kind = "mcq"                    # the task: experiments.finetune_mcq runs it
+    cfg.kind = FinetuneKind.MCQ.value                    # the task: experiments.finetune_mcq runs it
     # BioMedLM's head for real benchmarks; on the synthetic world the mini model's facts are in its
     # next-token predictions, not linearly in its last hidden state, so the LM-head scorer (docs/finetuning.md).
     cfg.head = "option_loglik" if preset == "synthetic" else "last_token"

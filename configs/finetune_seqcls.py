@@ -11,6 +11,7 @@ carved from the file).
 
 from __future__ import annotations
 
+from biomed_jax.kinds import FinetuneKind
 from configs.finetune_base import base_config, task
 
 PRESETS = ("synthetic", "pubmedqa", "bioasq")
@@ -22,7 +23,7 @@ def get_config(preset: str = "synthetic"):
         raise ValueError(f"unknown preset {preset!r} for configs/finetune_seqcls.py; choose one of {list(PRESETS)}")
     cfg = base_config(synthetic=preset == "synthetic")
     cfg.preset = preset
-    cfg.kind = "seqcls"                    # the task: experiments.finetune_seqcls runs it
+    cfg.kind = FinetuneKind.SEQCLS.value                    # the task: experiments.finetune_seqcls runs it
     pubmedqa = task("pubmedqa", "pubmedqa", CONTEXT_TEMPLATE, dev_split="", dev_fraction=0.1,
                     classes=("yes", "no", "maybe"))
     cfg.task = {

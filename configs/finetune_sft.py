@@ -18,6 +18,7 @@ from __future__ import annotations
 import ml_collections
 
 from biomed_jax.tasks.sft import MCQ_INSTRUCTION
+from biomed_jax.kinds import FinetuneKind
 from configs.finetune_base import base_config, task
 
 PRESETS = ("synthetic", "medalpaca", "meditron")
@@ -28,7 +29,7 @@ def get_config(preset: str = "synthetic"):
         raise ValueError(f"unknown preset {preset!r} for configs/finetune_sft.py; choose one of {list(PRESETS)}")
     cfg = base_config(synthetic=preset == "synthetic")
     cfg.preset = preset
-    cfg.kind = "sft"                    # the task: experiments.finetune_sft runs it
+    cfg.kind = FinetuneKind.SFT.value                    # the task: experiments.finetune_sft runs it
     cfg.task = task("medqa", "medqa", template="")   # the questions evaluated (and, if benchmark_train, trained)
     cfg.sft = ml_collections.ConfigDict(dict(
         instructions={"synthetic": "medalpaca/medical_meadow_world.json",

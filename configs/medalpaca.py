@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import ml_collections
 
+from biomed_jax.kinds import Method
+
 from configs import data, evaluation as eval_configs, finetune_sft, pretrain
 
 PRESETS = ("paper", "smoke")
-METHODS = ("full", "lora", "int8_lora")
+# The paper's three: full fine-tuning, LoRA and 8-bit LoRA.
+PAPER_METHODS = (Method.FULL, Method.LORA, Method.INT8_LORA)
 
 PAPER_HARDWARE = "8 x A100-80GB (medAlpaca repository README)"
 
@@ -53,9 +56,9 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
 def _paper(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     cfg.hardware = ml_collections.ConfigDict(dict(
         paper=PAPER_HARDWARE, target="8xH100", accelerator="h100", devices=8, hosts=1))
-    for method in METHODS:
+    for method in PAPER_METHODS:
         sft = finetune_sft.get_config("medalpaca")
-        sft.method = method
+        sft.method = method.value
         sft.mesh.update(dict(data=1, fsdp=8, tensor=1))
         sft.max_len = 512   # our choice: train.py's default is 256; 512 keeps most Medical Meadow answers whole
         sft.train.epochs = 3
@@ -65,7 +68,7 @@ def _paper(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         # activations to one layer's worth (our choice).
         sft.remat = "full"
         sft.model = "llama2_7b"   # the shape of init_checkpoint: what `--plan`'s compile check uses
-        if method != "full":
+        if method != Method.FULL:
             # train.py: LoRA r 8, alpha 16, dropout 0.1 on q_proj and v_proj.
             sft.lora.update(dict(rank=8, alpha=16.0, dropout=0.1, targets="qv"))
         cfg[f"sft_{method}"] = sft
@@ -80,9 +83,9 @@ def _smoke(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     cfg.base = pretrain.get_config("tiny_llama")
     cfg.base.train.update(dict(steps=10, eval_every=10, eval_batches=1, log_every=5))
     cfg.base.checkpoint.every_steps = 10
-    for method in METHODS:
+    for method in PAPER_METHODS:
         sft = finetune_sft.get_config("synthetic")
-        sft.method = method
+        sft.method = method.value
         sft.train.epochs = 1
         sft.task.limit = 32     # dev/test questions scored after the epoch
         cfg[f"sft_{method}"] = sft

@@ -8,7 +8,8 @@ computed from abstract shapes (no allocation). Prints a markdown table (GiB) and
 from absl import flags
 
 from biomed_jax import cli
-from biomed_jax.adapt.lora import METHODS, LoraSettings
+from biomed_jax.adapt.lora import LoraSettings
+from biomed_jax.kinds import Method
 from biomed_jax.adapt.memory import memory_report
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.run_dir import write_json
@@ -34,7 +35,7 @@ def main(argv):
         if _DTYPE.value:
             values["param_dtype"] = _DTYPE.value
         cfg = ModelConfig.from_dict(values)
-        for method in METHODS:
+        for method in Method:
             r = dict(memory_report(cfg, method, settings), model=preset, param_dtype=cfg.param_dtype)
             rows.append(r)
             print(f"| {preset} ({cfg.param_dtype}) | {method} | {r['trainable_params']:,} | "

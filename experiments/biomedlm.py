@@ -16,11 +16,11 @@ import os
 
 from experiments import stages as S
 
+from biomed_jax.kinds import CLASSIFIER_KINDS, FinetuneKind
 from biomed_jax import cli
 
 TASK_LABELS = {"medqa": "MedQA (USMLE, 4 options)", "medmcqa": "MedMCQA (dev)",
                "mmlu_medical_genetics": "MMLU medical genetics", "pubmedqa": "PubMedQA", "bioasq": "BioASQ"}
-KINDS = ("mcq", "seqcls")
 
 _FLAGS = S.define_flags("biomedlm")
 
@@ -34,14 +34,14 @@ def build(cfg, workdir: str) -> list[S.Stage]:
     stages.append(S.pretrain_stage("pretrain", pretrain, workdir, cfg.hardware,
                                    f"pretraining {pretrain.preset} from scratch"))
     root = S.benchmarks_root(cfg, workdir)
-    for kind in KINDS:
+    for kind in CLASSIFIER_KINDS:
         for task, section in cfg[kind].items():
             ft = section.copy_and_resolve_references()
             init_field = f"{kind}.{task}.init_checkpoint" if ft.init_checkpoint else "pretrain"
             root_field = f"{kind}.{task}.data_root" if ft.data_root else "data_root"
             ft.init_checkpoint = ft.init_checkpoint or os.path.join(workdir, "pretrain")
             ft.data_root = ft.data_root or root
-            head = f", {ft.head} head" if kind == "mcq" else ""
+            head = f", {ft.head} head" if kind == FinetuneKind.MCQ else ""
             stages.append(S.finetune_stage(
                 f"finetune/{task}", ft, kind, workdir, cfg.hardware,
                 f"{kind} fine-tuning on {task} ({ft.method}{head})", "finetune", init_field, root_field))
@@ -52,7 +52,7 @@ def report(cfg, workdir: str, summaries: dict) -> None:
     world = S.uses_world(cfg)
     suffix = " style, synthetic world" if world else ""
     rows = []
-    for kind in KINDS:
+    for kind in CLASSIFIER_KINDS:
         for task in cfg[kind]:
             r = summaries.get(f"finetune/{task}", {})
             rows.append(dict(task=task, kind=kind, label=TASK_LABELS[task] + suffix,

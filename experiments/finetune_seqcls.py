@@ -5,7 +5,8 @@ for what the run writes.
         --config.init_checkpoint=PRETRAIN_RUN_DIR [--config.method=full|lora|int8_lora|nf4_lora]
 """
 
+from biomed_jax.kinds import FinetuneKind
 from experiments.finetune_common import main_for
 
 if __name__ == "__main__":
-    main_for("seqcls")
+    main_for(FinetuneKind.SEQCLS)

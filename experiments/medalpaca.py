@@ -15,18 +15,18 @@ the methods.
 import os
 
 
+from configs.medalpaca import PAPER_METHODS
 from experiments import stages as S
 
 from biomed_jax import cli
 
-METHODS = ("full", "lora", "int8_lora")
 
 _FLAGS = S.define_flags("medalpaca")
 
 
 def _runs(cfg) -> list[str]:
     """The methods whose sft_<method> section the config has."""
-    return [m for m in METHODS if f"sft_{m}" in cfg]
+    return [m for m in PAPER_METHODS if f"sft_{m}" in cfg]
 
 
 def build(cfg, workdir: str) -> list[S.Stage]:

@@ -15,6 +15,7 @@ import time
 from absl import flags
 
 from biomed_jax import cli
+from biomed_jax.kinds import FinetuneKind
 from biomed_jax.logs import quiet_library_logs
 from biomed_jax.run_dir import read_json, write_json
 
@@ -107,12 +108,12 @@ def main(argv):
         else:
             mcq.model, mcq.tokenizer = cfg.pretrain.preset, os.path.join(pretrain_dir, "tokenizer.json")
         runs[f"MCQ fine-tuning, {label}"] = finetune(
-            mcq, os.path.join(workdir, "mcq" if init else "mcq_random_init"), "mcq")
+            mcq, os.path.join(workdir, "mcq" if init else "mcq_random_init"), FinetuneKind.MCQ)
 
     _stage("5/5 LoRA instruction tuning of the domain-pretrained model")
     sft = cfg.sft.copy_and_resolve_references()
     sft.data_root, sft.init_checkpoint = world, pretrain_dir
-    runs[f"{sft.method} SFT, domain-pretrained"] = finetune(sft, os.path.join(workdir, f"sft_{sft.method}"), "sft")
+    runs[f"{sft.method} SFT, domain-pretrained"] = finetune(sft, os.path.join(workdir, f"sft_{sft.method}"), FinetuneKind.SFT)
 
     chance = next(iter(runs.values()))["chance"]
     rows = [("chance", chance, chance),

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, Mapping
 import ml_collections
 from absl import flags
 
+from biomed_jax.kinds import FinetuneKind, Method
 from biomed_jax import cli
 from biomed_jax.data.prepare import world_folder
 from biomed_jax.run_dir import ensure_same_settings, read_json, write_json
@@ -357,16 +358,16 @@ def finetune_stage(name: str, section, kind: str, workdir: str, hardware, title:
     task = section.task
     inputs.append(_under_root(root_field, section.data_root, task.path,
                               f"the {task.kind} files as released (task.path={task.path!r})"))
-    if kind == "sft" and section.sft.instructions:
+    if kind == FinetuneKind.SFT and section.sft.instructions:
         inputs.append(_under_root(root_field, section.data_root, section.sft.instructions,
                                   f"the instruction file sft.instructions={section.sft.instructions!r}"))
-    method = section.method + ("" if section.method == "full" else
+    method = section.method + ("" if section.method == Method.FULL else
                                f" (rank {section.lora.rank}, alpha {section.lora.alpha:g}, dropout "
                                f"{section.lora.dropout:g}, targets {section.lora.targets})")
     if section.remat:
         method += f"; remat {section.remat}"
     train, optim = section.train, section.optim
-    per_row = " per option" if kind == "mcq" else ""
+    per_row = " per option" if kind == FinetuneKind.MCQ else ""
     settings = [
         ("model", f"{init or '(init_checkpoint not set)'}; method {method}"),
         ("task", f"{task.kind} under {section.data_root or '(data_root not set)'}; " + _splits(section, kind)),
@@ -443,7 +444,7 @@ def _splits(section, kind: str) -> str:
     def split(name: str, fraction: float) -> str:
         return name or (f"{fraction:g} of train" if fraction else "none")
 
-    train = ("instructions only" if kind == "sft" and not section.sft.benchmark_train
+    train = ("instructions only" if kind == FinetuneKind.SFT and not section.sft.benchmark_train
              else task.train_split or "the whole file")
     return (f"train {train} / dev {split(task.dev_split, task.dev_fraction)} / test "
             f"{split(task.test_split, task.test_fraction)}" + (f"; {task.limit} sampled of each" if task.limit else ""))

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from biomed_jax.kinds import FinetuneKind
 from biomed_jax import run_dir
 from biomed_jax import sharding as shd
 from biomed_jax.adapt.lora import LoraSettings, apply_lora, merge_lora, trainable_filter
@@ -38,7 +39,7 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
     lm_head = meta["lm_head"]
     plain = build_model(lm_head, model_cfg, params, meta["n_outputs"], seed=0)
     # Any inputs of the right shapes: qwix runs the model once to find the projections to adapt.
-    tokens = jnp.zeros((1, 8) if lm_head or meta["kind"] == "seqcls" else (1, 1, 8), jnp.int32)
+    tokens = jnp.zeros((1, 8) if lm_head or meta["kind"] == FinetuneKind.SEQCLS else (1, 1, 8), jnp.int32)
     inputs = (tokens,) if lm_head else (tokens, jnp.full(tokens.shape[:-1], 8, jnp.int32))
     model = apply_lora(plain, meta["method"], LoraSettings(**meta["lora"]), inputs)
     graphdef, trainable, rest = nnx.split(model, trainable_filter(meta["method"]), ...)

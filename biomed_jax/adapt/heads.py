@@ -15,9 +15,6 @@ from flax import nnx
 from biomed_jax.models.decoder import Decoder
 from biomed_jax.models.layers import normal, partitioned
 
-KINDS = ("mcq", "seqcls")
-
-
 class Classifier(nnx.Module):
     """A Decoder plus `head`: final hidden state of the last non-pad token -> n_outputs fp32 scores."""
 

@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import qwix
 from flax import nnx
 
+from biomed_jax.kinds import Method, choice
 from biomed_jax.models.decoder import Decoder
 
-METHODS = ("full", "lora", "int8_lora", "nf4_lora")
-_BASE_QTYPE = {"lora": None, "int8_lora": "int8", "nf4_lora": "nf4"}
+_BASE_QTYPE = {Method.LORA: None, Method.INT8_LORA: "int8", Method.NF4_LORA: "nf4"}
 # Module-path regexes (qwix matches them against e.g. "decoder/blocks/3/attn/q_proj").
 TARGETS = {
     "attention": r".*attn/(q_proj|k_proj|v_proj|o_proj)",
@@ -57,10 +57,8 @@ class LoraSettings:
         return dataclasses.asdict(self)
 
 
-def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    return method
+def check_method(method: str) -> Method:
+    return choice(Method, method, "method")
 
 
 def apply_lora(model: nnx.Module, method: str, settings: LoraSettings, example_inputs: tuple,
@@ -72,7 +70,7 @@ def apply_lora(model: nnx.Module, method: str, settings: LoraSettings, example_i
     switched off for that one call because parameters created inside jax.checkpoint would be lost.
     """
     check_method(method)
-    if method == "full":
+    if method == Method.FULL:
         return model
     decoders = [m for _, m in nnx.iter_modules(model) if isinstance(m, Decoder)]
     if any(d.cfg.scan_layers for d in decoders):
@@ -107,7 +105,7 @@ def _follow(module: Any, path: tuple) -> Any:
 def trainable_filter(method: str):
     """Which variables the optimizer sees: everything for full fine-tuning; else adapters and any head."""
     check_method(method)
-    if method == "full":
+    if method == Method.FULL:
         return nnx.Param
     return nnx.Any(nnx.LoRAParam, nnx.All(nnx.Param, nnx.PathContains("head")))
 

@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from biomed_jax.kinds import FinetuneKind, Method, choice
 from biomed_jax import optim, run_dir
 from biomed_jax import sharding as shd
 from biomed_jax.adapt.heads import Classifier
@@ -40,7 +41,6 @@ from biomed_jax.tasks.sft import InstructionTuning, load_instructions, template_
 from biomed_jax.train import trainer as trainer_lib
 from biomed_jax.train.run_config import write_config_json
 
-KINDS = ("mcq", "seqcls", "sft")
 HEADS = ("last_token", "option_loglik")
 
 
@@ -49,8 +49,7 @@ HEADS = ("last_token", "option_loglik")
 
 def validate(cfg: ml_collections.ConfigDict, kind: str, n_devices: int) -> None:
     """Raises ValueError naming the field for a config that cannot run, before anything is loaded."""
-    if kind not in KINDS:
-        raise ValueError(f"fine-tuning kind must be one of {list(KINDS)}, got {kind!r}")
+    choice(FinetuneKind, kind, "fine-tuning kind")
     check_method(cfg.method)
     if cfg.get("head", "last_token") not in HEADS:
         raise ValueError(f"head must be one of {list(HEADS)}, got {cfg.head!r}")
@@ -229,7 +228,7 @@ def placement(tree: Any, model_cfg: ModelConfig, mesh, rules, under: tuple = ())
 def adapted_model(method: str, settings: LoraSettings, plain: nnx.Module, example_inputs: tuple, seed: int):
     """The model to train: `plain` itself for full fine-tuning, else with LoRA adapters (qwix)."""
     model = apply_lora(plain, method, settings, example_inputs, seed=seed)
-    if settings.dropout and method != "full":
+    if settings.dropout and method != Method.FULL:
         model.set_attributes(qwix_rngs=nnx.Rngs(dropout=seed + 1))
     return model
 
@@ -273,13 +272,13 @@ def build_task(cfg, kind: str, splits: dict, tokenizer, eos_id: int | None, plai
     """The task object of `kind` (tasks/*.py): its data encoded, its loss and its evaluation."""
     train = cfg.train
     name = cfg.task.kind
-    if kind == "mcq" and cfg.get("head", "last_token") == "option_loglik":
+    if kind == FinetuneKind.MCQ and cfg.get("head", "last_token") == "option_loglik":
         return MultipleChoiceLoglik.build(splits, tokenizer, cfg.task.template, cfg.max_len, train.batch_size,
                                           train.eval_batch_size, plain_cfg=plain_cfg, task_name=name)
-    if kind == "mcq":
+    if kind == FinetuneKind.MCQ:
         return MultipleChoiceClassifier.build(splits, tokenizer, cfg.task.template, cfg.max_len, train.batch_size,
                                               train.eval_batch_size, task_name=name)
-    if kind == "seqcls":
+    if kind == FinetuneKind.SEQCLS:
         return SequenceClassification.build(splits, tokenizer, cfg.task.template, cfg.max_len, list(cfg.task.classes),
                                             train.batch_size, train.eval_batch_size, task_name=name)
     if eos_id is None:
@@ -305,7 +304,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, kind: str) -> dict:
     check_context(cfg.max_len, model_cfg, cfg.init_checkpoint or f"the {cfg.model} preset")
     if cfg.remat:
         model_cfg = model_cfg.replace(remat=cfg.remat)
-    if cfg.method != "full":
+    if cfg.method != Method.FULL:
         model_cfg, params = unscanned(model_cfg, params)
     if jax.process_index() == 0:
         write_config_json(cfg, workdir)
@@ -320,7 +319,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, kind: str) -> dict:
     del params
 
     def plain_params(params, rngs_state, frozen_state):
-        if cfg.method == "full":
+        if cfg.method == Method.FULL:
             return params if task.lm_head else params["decoder"]
         merged = merge_lora(nnx.merge(graphdef, params, rngs_state, frozen_state), settings)
         return merged if task.lm_head else merged["decoder"]
@@ -339,7 +338,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, kind: str) -> dict:
         trees = checkpoint_trees(task.lm_head, _with_head(evaluator, task.lm_head))
         run_dir.save_run(os.path.join(workdir, "best"), trees, best_meta, tokenizer_path, step=record["step"],
                          template=template)
-        if cfg.method != "full":
+        if cfg.method != Method.FULL:
             run_dir.save_run(os.path.join(workdir, "adapter"), {"adapter": evaluator.params}, best_meta,
                              tokenizer_path, step=record["step"], template=template)
 
@@ -395,10 +394,10 @@ def placeholder_task(cfg: ml_collections.ConfigDict, kind: str):
     def ints(*shape):
         return np.zeros(shape, np.int32)
 
-    if kind == "sft":
+    if kind == FinetuneKind.SFT:
         rows = {name: ints(b, length) for name in ("inputs", "targets", "loss_mask", "positions", "segment_ids")}
         return InstructionTuning(rows, None, {}, {"train": {"examples": b}}, template_record(cfg.sft.style), b)
-    if kind == "seqcls":
+    if kind == FinetuneKind.SEQCLS:
         arrays = dict(tokens=ints(b, length), lengths=np.ones(b, np.int32), labels=ints(b))
         return SequenceClassification({}, {"train": arrays}, {}, len(cfg.task.classes), b, cfg.train.eval_batch_size)
     options = dict(option_mask=np.ones((b, k), bool), labels=ints(b))
@@ -428,7 +427,7 @@ def build_for_compile(cfg: ml_collections.ConfigDict, kind: str, devices: list) 
         model_cfg = model_cfg.replace(dtype="bfloat16")
     if cfg.remat:
         model_cfg = model_cfg.replace(remat=cfg.remat)
-    if cfg.method != "full":
+    if cfg.method != Method.FULL:
         model_cfg = model_cfg.replace(scan_layers=False)
     task = placeholder_task(cfg, kind)
     parts = split_model(cfg, task.lm_head, task.n_outputs, task.example_inputs(), model_cfg, mesh, rules)
@@ -438,7 +437,7 @@ def build_for_compile(cfg: ml_collections.ConfigDict, kind: str, devices: list) 
                                                     init=None, rngs=parts["rngs"], frozen=parts["frozen"]),
         tx=tx, schedule=schedule, mesh=mesh, rules=rules, train=dict(cfg.train, steps=1), checkpoint=cfg.checkpoint,
         logging_cfg=cfg.logging, meta={}, seed=0)
-    arrays = with_weight(task.rows if kind == "sft" else task.arrays["train"])
+    arrays = with_weight(task.rows if kind == FinetuneKind.SFT else task.arrays["train"])
     batch = {name: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=shd.batch_sharding(mesh, 1))
              for name, v in arrays.items()}
     return dict(trainer=trainer, frozen=parts["frozen"], batch=batch, model_cfg=model_cfg,

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from biomed_jax.kinds import FinetuneKind
 from biomed_jax import sharding as shd
 from biomed_jax.models import dots
 from biomed_jax.models.info import model_info
@@ -106,7 +107,7 @@ def compile_train_step(cfg: ml_collections.ConfigDict, devices: list | None = No
 
         built = build_for_compile(cfg, cfg.kind, devices)
         trainer, frozen, batch, model_cfg = built["trainer"], built["frozen"], built["batch"], built["model_cfg"]
-        seq_len, what = cfg.max_len, f"{cfg.kind} {cfg.method}" + (f" ({cfg.head} head)" if cfg.kind == "mcq" else "")
+        seq_len, what = cfg.max_len, f"{cfg.kind} {cfg.method}" + (f" ({cfg.head} head)" if cfg.kind == FinetuneKind.MCQ else "")
         extra = {"task": what, "trainable_params": built["n_trainable"], "total_params": built["n_total"],
                  "frozen_bytes_per_device": per_device_bytes(frozen)}
     else:
