@@ -22,6 +22,7 @@ def test_side_by_side_report_compares_the_same_model(tmp_path):
     assert "biomed_jax / torch tokens/s" in proc.stdout
 
 
+@pytest.mark.slow   # a benchmark tool: four subprocess runs
 def test_sweep_tables_every_combination_and_records_a_failed_one(tmp_path):
     """~12 s: two bench_train runs of the tiny model (run_cli runs on CPU, where cuDNN attention fails)."""
     proc = run_cli("benchmarks.sweep_train", "--preset=tiny", "--seq_len=64", "--batch_sizes=4", "--remat=none",

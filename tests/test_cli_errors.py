@@ -54,7 +54,7 @@ CASES = {
 # One entry point per kind of mistake runs in `make test` (each start imports jax: about 3 s); the rest are
 # marked slow.
 FAST = {"experiments." + name for name in ("pretrain", "finetune_mcq", "evaluate", "convert", "prepare_data",
-                                           "inspect_data", "lm_eval", "biomedlm", "launch_local", "model_info")}
+                                           "biomedlm", "launch_local")}
 FAST.add("benchmarks.bench_convert")
 
 

@@ -169,6 +169,7 @@ def test_pretraining_interrupted_anywhere_resumes_exactly(token_data, tmp_path, 
     assert_same_tree(load_run(workdir).params, load_run(straight).params)
 
 
+@pytest.mark.slow   # the trainer's check; tests/test_train_loop.py runs it in make test through pretraining
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(toy_root, tmp_path):
     cfg = toy_config("finetune_mcq", toy_root, head="last_token",
                      **{"optim.learning_rate": 1e30, "optim.warmup_steps": 0, "optim.max_grad_norm": 0.0,

@@ -91,7 +91,8 @@ def test_scanned_and_per_layer_models_compute_the_same_function(preset):
     jax.tree.map(np.testing.assert_array_equal, back, params_of(scanned))
 
 
-@pytest.mark.parametrize("scan_layers", [True, False])
+# The unscanned loop in make test time only through other tests; its remat check is slow.
+@pytest.mark.parametrize("scan_layers", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_remat_policies_keep_loss_and_gradients(scan_layers):
     base = make_model("tiny_llama", scan_layers=scan_layers)
     tokens = random_tokens((2, 12))
