@@ -27,6 +27,10 @@ class Method(enum.StrEnum):
     NF4_LORA = "nf4_lora"    # adapters on an nf4-quantized frozen base (QLoRA)
 
 
+# MedAlpaca's comparison: full fine-tuning, LoRA and 8-bit LoRA.
+MEDALPACA_METHODS = (Method.FULL, Method.LORA, Method.INT8_LORA)
+
+
 def choice(enum_cls: type[enum.StrEnum], value: str, field: str) -> enum.StrEnum:
     """`value` as a member of `enum_cls`; a ValueError naming `field` and the choices otherwise."""
     try:

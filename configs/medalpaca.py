@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import ml_collections
 
-from biomed_jax.kinds import Method
+from biomed_jax.kinds import MEDALPACA_METHODS, Method
 
 from configs import data, evaluation as eval_configs, finetune_sft, pretrain
 
 PRESETS = ("paper", "smoke")
-# The paper's three: full fine-tuning, LoRA and 8-bit LoRA.
-PAPER_METHODS = (Method.FULL, Method.LORA, Method.INT8_LORA)
 
 PAPER_HARDWARE = "8 x A100-80GB (medAlpaca repository README)"
 
@@ -56,7 +54,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
 def _paper(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     cfg.hardware = ml_collections.ConfigDict(dict(
         paper=PAPER_HARDWARE, target="8xH100", accelerator="h100", devices=8, hosts=1))
-    for method in PAPER_METHODS:
+    for method in MEDALPACA_METHODS:
         sft = finetune_sft.get_config("medalpaca")
         sft.method = method.value
         sft.mesh.update(dict(data=1, fsdp=8, tensor=1))
@@ -83,7 +81,7 @@ def _smoke(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     cfg.base = pretrain.get_config("tiny_llama")
     cfg.base.train.update(dict(steps=10, eval_every=10, eval_batches=1, log_every=5))
     cfg.base.checkpoint.every_steps = 10
-    for method in PAPER_METHODS:
+    for method in MEDALPACA_METHODS:
         sft = finetune_sft.get_config("synthetic")
         sft.method = method.value
         sft.train.epochs = 1

@@ -1,34 +1,39 @@
-"""The paper experiments (experiments.biomedlm, meditron, medalpaca) through their command line.
+"""The paper experiments (biomed_jax/papers/: biomedlm, meditron, medalpaca; run by experiments.*).
 
---plan of a `paper` preset states the paper's numbers on the target's mesh without allocating anything;
-a `smoke` preset runs every stage end to end, writes results.md/results.json, and skips the finished
-stages when rerun; a missing real input fails before anything runs, naming the config field and the path.
+The plan of a `paper` preset states the paper's numbers on the target's mesh without allocating anything
+(tests read the typed plan, biomed_jax.stages.make_plan, that --plan prints); a `smoke` preset runs every
+stage end to end through the command line, writes results.md/results.json, and skips the finished stages
+when rerun; a missing real input fails before anything runs, naming the config field and the path.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 
 import pytest
 
+from biomed_jax import stages as S
 from helpers import run_cli
 
 
-def _plan(experiment: str, *overrides: str, check: bool = True):
-    return run_cli(f"experiments.{experiment}", f"--config=configs/{experiment}.py:paper", "--workdir=runs/x",
-                   "--plan", *overrides, check=check)
+def _plan(experiment: str, **overrides) -> S.Plan:
+    """The plan `python -m experiments.EXPERIMENT --config=configs/EXPERIMENT.py:paper --plan` prints, with
+    `overrides` ({"pretrain.train.init_from": ...}) as --config.X=... would set them."""
+    cfg = importlib.import_module(f"configs.{experiment}").get_config("paper")
+    cfg.update_from_flattened_dict(overrides)
+    stages = importlib.import_module(f"biomed_jax.papers.{experiment}").build(cfg, "runs/x")
+    return S.make_plan(cfg, stages, stages, "runs/x")
 
 
-def _stage(stdout: str, name: str) -> dict[str, str]:
-    """The `key value` lines of one stage's block in a --plan output."""
-    block = next(b for b in stdout.split("\n\n") if f"] {name}: " in b.splitlines()[0])
-    return dict(line.strip().split(None, 1) for line in block.splitlines()[1:])
+def _stage(plan: S.Plan, name: str) -> dict[str, str]:
+    return plan.stage(name).fields()
 
 
 def test_biomedlm_plan_states_the_paper_run_on_a_tpu_v4_128():
-    out = _plan("biomedlm").stdout
-    assert "target tpu_v4-128: 64 device(s)" in out
+    out = _plan("biomedlm")
+    assert (out.hardware["target"], out.hardware["devices"]) == ("tpu_v4-128", 64)
     pre = _stage(out, "pretrain")
     assert pre["mesh"] == "data=1 fsdp=64 tensor=1 = 64 devices (tpu_v4-128)"
     assert pre["batch"] == "1024 sequences x 1024 tokens = 1,048,576 tokens per step"
@@ -48,11 +53,11 @@ def test_biomedlm_plan_states_the_paper_run_on_a_tpu_v4_128():
         assert "16 hosts x 4 devices: start the command above on every host" in finetune["hosts"]
     assert "--config.task.options.subjects=\"('medical_genetics',)\"" in \
         _stage(out, "finetune/mmlu_medical_genetics")["command"]
-    assert "data.manual_dir = (not set)" in out and "data_root = (not set)" in out
+    assert "data.manual_dir = (not set)" in out.external_inputs and "data_root = (not set)" in out.external_inputs
 
 
 def test_meditron_plan_states_continued_pretraining_on_8_h100():
-    out = _plan("meditron", "--config.pretrain.train.init_from=/models/llama2_7b").stdout
+    out = _plan("meditron", **{"pretrain.train.init_from": "/models/llama2_7b"})
     pre = _stage(out, "pretrain")
     assert pre["mesh"] == "data=1 fsdp=8 tensor=1 = 8 devices (8xH100)"
     assert pre["batch"] == "512 sequences x 2048 tokens = 1,048,576 tokens per step"
@@ -66,7 +71,7 @@ def test_meditron_plan_states_continued_pretraining_on_8_h100():
 
 
 def test_medalpaca_plan_compares_three_methods_on_8_h100():
-    out = _plan("medalpaca").stdout
+    out = _plan("medalpaca")
     for method in ("full", "lora", "int8_lora"):
         sft = _stage(out, f"sft/{method}")
         assert sft["mesh"] == "data=1 fsdp=8 tensor=1 = 8 devices (8xH100)"
@@ -80,13 +85,20 @@ def test_medalpaca_plan_compares_three_methods_on_8_h100():
                                            "--config.model=llama2_7b --devices=8 --accelerator=h100")
         assert f"--config.method={method}" in sft["aot_check"] or method == "full"
         assert _stage(out, f"eval/{method}")["suite"].startswith("medalpaca_usmle: usmle_step1 generate,top_token")
-    assert "init_checkpoint = (not set)" in out
+    assert "init_checkpoint = (not set)" in out.external_inputs
 
 
 def test_plan_fails_when_the_batch_does_not_fit_the_mesh():
-    proc = _plan("biomedlm", "--config.pretrain.train.batch_size=1000", check=False)
-    assert proc.returncode == 1
-    assert "must be divisible by mesh.data * mesh.fsdp = 64" in _stage(proc.stdout, "pretrain")["check"]
+    plan = _plan("biomedlm", **{"pretrain.train.batch_size": 1000})
+    assert not plan.ok and not plan.stage("pretrain").ok and plan.stage("finetune/medqa").ok
+    assert "must be divisible by mesh.data * mesh.fsdp = 64" in _stage(plan, "pretrain")["check"]
+
+
+def test_plan_command_prints_the_plan_and_fails_when_a_stage_does_not_fit():
+    ok = run_cli("experiments.biomedlm", "--config=configs/biomedlm.py:paper", "--workdir=runs/x", "--plan")
+    bad = run_cli("experiments.biomedlm", "--config=configs/biomedlm.py:paper", "--workdir=runs/x", "--plan",
+                  "--config.pretrain.train.batch_size=1000", check=False)
+    assert bad.returncode == 1 and "ERROR" in bad.stdout and "ERROR" not in ok.stdout
 
 
 SMOKE = [

@@ -28,6 +28,7 @@ from absl import flags
 
 from biomed_jax.kinds import FinetuneKind, Method
 from biomed_jax import cli
+from biomed_jax.logs import quiet_library_logs
 from biomed_jax.data.prepare import world_folder
 from biomed_jax.run_dir import ensure_same_settings, read_json, write_json
 
@@ -83,16 +84,15 @@ def define_flags(experiment: str) -> dict:
 
 def main(flag_holders: dict, build: Callable, report: Callable) -> None:
     """The body of every paper experiment: build its stages, then plan, or run and report."""
-    from biomed_jax.logs import quiet_library_logs
-
     quiet_library_logs()
     cfg = flag_holders["config"].value
     workdir = os.path.normpath(flag_holders["workdir"].value)
     stages = build(cfg, workdir)
     selected = select(stages, flag_holders["stages"].value)
     if flag_holders["plan"].value:
-        ok = print_plan(cfg, stages, selected, workdir)
-        raise SystemExit(0 if ok else 1)
+        plan = make_plan(cfg, stages, selected, workdir)
+        print_plan(plan)
+        raise SystemExit(0 if plan.ok else 1)
     summaries = run(cfg, stages, selected, workdir)   # a StageInputError is one line (biomed_jax/cli.py)
     report(cfg, workdir, summaries)
 
@@ -530,33 +530,75 @@ def _quote(arg: str) -> str:
 # --- --plan --------------------------------------------------------------------------------------------
 
 
-def print_plan(cfg, stages: list[Stage], selected: list[Stage], workdir: str) -> bool:
-    """Prints every selected stage; returns False if a section does not fit the target's devices."""
-    hw = cfg.hardware
-    print(f"{cfg.experiment} ({cfg.preset}) -> {workdir}")
-    print(f"hardware: paper {hw.paper}")
-    print(f"          target {hw.target}: {hw.devices} device(s) on {hw.hosts} host(s)")
-    ok = True
-    for i, stage in enumerate(selected, 1):
-        print(f"\n[{i}/{len(selected)}] {stage.name}: {stage.title}")
-        print(f"  {'folder':<12} {stage.folder(workdir)}")
-        for key, value in stage.settings:
-            print(f"  {key:<12} {value}")
+@dataclasses.dataclass
+class PlannedStage:
+    """One stage as --plan states it: where it writes, its settings, whether its section fits the target."""
+
+    stage: Stage
+    folder: str
+    check: str | None   # "ok for N device(s)", "ERROR: why", or None where there is nothing to check
+
+    @property
+    def ok(self) -> bool:
+        return self.check is None or not self.check.startswith("ERROR")
+
+    def fields(self) -> dict[str, str]:
+        """The stage's plan lines by key, in order: folder, its settings, check, command, notes."""
+        fields = {"folder": self.folder, **dict(self.stage.settings)}
+        if self.check is not None:
+            fields["check"] = self.check
+        return {**fields, "command": self.stage.command, **dict(self.stage.notes)}
+
+
+@dataclasses.dataclass
+class Plan:
+    """What --plan prints, as data: the target hardware, each selected stage, the inputs no stage writes."""
+
+    experiment: str
+    preset: str
+    workdir: str
+    hardware: dict
+    stages: list[PlannedStage]
+    external_inputs: list[str]   # "field = path" (or "(not set)") that must exist before the run
+
+    @property
+    def ok(self) -> bool:
+        return all(planned.ok for planned in self.stages)
+
+    def stage(self, name: str) -> PlannedStage:
+        return next(planned for planned in self.stages if planned.stage.name == name)
+
+
+def make_plan(cfg, stages: list[Stage], selected: list[Stage], workdir: str) -> Plan:
+    """Every selected stage's settings and command, each section checked against the target's device count
+    without allocating anything."""
+    devices = cfg.hardware.devices
+    planned = []
+    for stage in selected:
+        check = None
         if stage.check is not None:
             try:
-                stage.check(hw.devices)
-                print(f"  {'check':<12} ok for {hw.devices} device(s)")
+                stage.check(devices)
+                check = f"ok for {devices} device(s)"
             except ValueError as e:
-                ok = False
-                print(f"  {'check':<12} ERROR: {e}")
-        print(f"  {'command':<12} {stage.command}")
-        for key, value in stage.notes:
-            print(f"  {key:<12} {value}")
+                check = f"ERROR: {e}"
+        planned.append(PlannedStage(stage, stage.folder(workdir), check))
     external = [f"{inp.field} = {inp.path or '(not set)'}" for s in selected for inp in s.inputs
                 if not any(_inside(inp.path, other.folder(workdir)) for other in stages)]
-    if external:
-        print("\ninputs that must exist before the run:\n  " + "\n  ".join(dict.fromkeys(external)))
-    return ok
+    return Plan(cfg.experiment, cfg.preset, workdir, cfg.hardware.to_dict(), planned, list(dict.fromkeys(external)))
+
+
+def print_plan(plan: Plan) -> None:
+    hw = plan.hardware
+    print(f"{plan.experiment} ({plan.preset}) -> {plan.workdir}")
+    print(f"hardware: paper {hw['paper']}")
+    print(f"          target {hw['target']}: {hw['devices']} device(s) on {hw['hosts']} host(s)")
+    for i, planned in enumerate(plan.stages, 1):
+        print(f"\n[{i}/{len(plan.stages)}] {planned.stage.name}: {planned.stage.title}")
+        for key, value in planned.fields().items():
+            print(f"  {key:<12} {value}")
+    if plan.external_inputs:
+        print("\ninputs that must exist before the run:\n  " + "\n  ".join(plan.external_inputs))
 
 
 # --- results --------------------------------------------------------------------------------------------
