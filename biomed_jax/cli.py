@@ -23,6 +23,7 @@ import sys
 from typing import Callable, NoReturn, Sequence
 
 from absl import app, flags
+from ml_collections import config_flags
 
 USAGE_STATUS = 2
 USER_ERRORS = (ValueError, OSError, app.UsageError)
@@ -75,8 +76,6 @@ def _parse_flags(argv: Sequence[str]) -> list[str]:
 def define_config_file(name: str, default: str | None, help_string: str, **kwargs):
     """config_flags.DEFINE_config_file whose errors are one line too: a flag with a default config file is
     parsed, overrides and all, when it is defined, before run() is reached."""
-    from ml_collections import config_flags
-
     with _config_errors(sys.argv):
         return config_flags.DEFINE_config_file(name, default, help_string, **kwargs)
 

@@ -42,7 +42,12 @@ def dirname(path: str) -> str:
     """The folder holding `path` (absolute where local)."""
     if is_remote(path):
         return path.rstrip("/").rsplit("/", 1)[0]
-    return os.path.dirname(os.path.abspath(path))
+    return os.path.dirname(absolute(path))
+
+
+def absolute(path: str) -> str:
+    """`path` made absolute where local; an object store's path as it is."""
+    return path if is_remote(path) else os.path.abspath(path)
 
 
 def match(pattern: str) -> list[str]:

@@ -26,10 +26,10 @@ from typing import Any, Callable, Iterator, Mapping
 import ml_collections
 from absl import flags
 
-from biomed_jax.kinds import FinetuneKind, Method
 from biomed_jax import cli
-from biomed_jax.logs import quiet_library_logs
 from biomed_jax.data.prepare import world_folder
+from biomed_jax.kinds import FinetuneKind, Method
+from biomed_jax.logs import quiet_library_logs
 from biomed_jax.run_dir import ensure_same_settings, read_json, write_json
 
 STAGE_FILE = "stage.json"

@@ -113,7 +113,8 @@ def main(argv):
     _stage("5/5 LoRA instruction tuning of the domain-pretrained model")
     sft = cfg.sft.copy_and_resolve_references()
     sft.data_root, sft.init_checkpoint = world, pretrain_dir
-    runs[f"{sft.method} SFT, domain-pretrained"] = finetune(sft, os.path.join(workdir, f"sft_{sft.method}"), FinetuneKind.SFT)
+    runs[f"{sft.method} SFT, domain-pretrained"] = finetune(sft, os.path.join(workdir, f"sft_{sft.method}"),
+                                                            FinetuneKind.SFT)
 
     chance = next(iter(runs.values()))["chance"]
     rows = [("chance", chance, chance),

@@ -255,7 +255,7 @@ def _finish(cfg, tmp_dir: str, final_dir: str, manual_dir: str, settings: dict, 
                          f"file(s) under {manual_dir!r}: check the files (python -m experiments.inspect_data) and the "
                          f"clean.min_chars / clean.min_words settings")
     report = {
-        "manual_dir": manual_dir if fs.is_remote(manual_dir) else os.path.abspath(manual_dir),
+        "manual_dir": fs.absolute(manual_dir),
         "sources": kept,
         "filters": cleaner.report(),
         "deleted_citations": {"pmids": len(deleted_ids), "documents_dropped": deleted_dropped},

@@ -416,17 +416,7 @@ def read_jsonl(path: str, report: ReadReport | None = None, text_field: str = "t
     stem = _file_stem(path)
     with _open_binary(path) as fh:
         try:
-            for number, line in _decoded_lines(fh):
-                if line is not None and not line.strip():
-                    continue
-                report.records += 1
-                try:
-                    record = json.loads(line) if line is not None else None
-                except json.JSONDecodeError:
-                    record = None
-                if not isinstance(record, dict):
-                    report.skip("malformed_record")
-                    continue
+            for number, record in json_objects(fh, report):
                 text = record.pop(text_field, None)
                 if not isinstance(text, str) or not text.strip():
                     report.skip("empty_text")
@@ -438,6 +428,24 @@ def read_jsonl(path: str, report: ReadReport | None = None, text_field: str = "t
                                title="" if title is None else str(title), source="jsonl", meta=record)
         except _READ_ERRORS as err:
             _record_read_error(report, err)
+
+
+def json_objects(fh: BinaryIO, report) -> Iterator[tuple[int, dict]]:
+    """(line number, object) per non-blank JSON line of `fh`, each counted in `report.records`; a line that is
+    not JSON, not an object or not UTF-8 is counted as "malformed_record" and skipped. Shared by the JSONL
+    corpus reader and the benchmark loaders (any report with `records` and `skip`)."""
+    for number, line in _decoded_lines(fh):
+        if line is not None and not line.strip():
+            continue
+        report.records += 1
+        try:
+            record = json.loads(line) if line is not None else None
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            report.skip("malformed_record")
+            continue
+        yield number, record
 
 
 def _paragraphs(fh: BinaryIO) -> Iterator[tuple[int, list[str | None]]]:

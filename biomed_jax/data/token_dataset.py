@@ -212,7 +212,8 @@ def download_config(manual_dir: str, max_shard_mb: int, beam_options: str | None
 
         options = pipeline_options(beam_options or "runner=DirectRunner")
     return tfds.download.DownloadConfig(
-        manual_dir=None if files.is_remote(manual_dir) else manual_dir, compute_stats=tfds.download.ComputeStatsMode.SKIP,
+        manual_dir=None if files.is_remote(manual_dir) else manual_dir,   # the builder never reads it
+        compute_stats=tfds.download.ComputeStatsMode.SKIP,
         max_shard_size=int(max_shard_mb) * 2**20, beam_options=options)
 
 

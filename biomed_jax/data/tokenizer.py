@@ -123,7 +123,7 @@ def load_tokenizer(path: str) -> Tokenizer:
         file = path if path.endswith(".json") else files.join(path, TOKENIZER_FILE)
         if not files.exists(file):
             raise FileNotFoundError(f"tokenizer file {file!r} not found; {_HOW_TO_GET}")
-        return _from_json(file, files.read_text(file))
+        return _parse(file, lambda: Tokenizer.from_str(files.read_text(file)))
     file = path
     if os.path.isdir(path):
         file = os.path.join(path, TOKENIZER_FILE)
@@ -132,13 +132,12 @@ def load_tokenizer(path: str) -> Tokenizer:
             return _load_vocab_merges(vocab, merges)
     if not os.path.exists(file):
         raise FileNotFoundError(f"tokenizer file {file!r} not found; {_HOW_TO_GET}")
-    with open(file, encoding="utf-8") as f:
-        return _from_json(file, f.read())
+    return _parse(file, lambda: Tokenizer.from_file(file))
 
 
-def _from_json(file: str, text: str) -> Tokenizer:
+def _parse(file: str, load) -> Tokenizer:
     try:
-        return Tokenizer.from_str(text)
+        return load()
     except Exception as err:  # tokenizers raises a plain Exception with the serde error
         raise ValueError(f"{file!r} is not a readable Hugging Face tokenizer.json: {err}") from err
 
@@ -393,8 +392,7 @@ def build_or_load(cfg: Mapping[str, Any], corpus: Any, out_dir: str, overwrite: 
                         "(split.validation_fraction or tokenizer.held_out_docs is 0?)")
     manual_dir = (getattr(corpus, "report", None) or {}).get("manual_dir") or cfg.get("manual_dir")
     report = fertility_report(tokenizer, held_out, report_terms(opts, manual_dir))
-    shown = path if files.is_remote(path) else os.path.abspath(path)
-    report["tokenizer"] = {"path": shown, "vocab_size": tokenizer.get_vocab_size(),
+    report["tokenizer"] = {"path": files.absolute(path), "vocab_size": tokenizer.get_vocab_size(),
                            "eos_token": opts["eos_token"], "eos_id": eos_id, "training": training}
     write_json(files.join(out_dir, FERTILITY_FILE), report)
     return tokenizer, path, report

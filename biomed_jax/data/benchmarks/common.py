@@ -10,7 +10,7 @@ import os
 import zlib
 from typing import Any, Iterator
 
-from biomed_jax.data.readers import _decoded_lines, _open_binary
+from biomed_jax.data.readers import _open_binary, json_objects
 
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -85,18 +85,7 @@ def _json_lines(path: str, report: BenchmarkReport) -> Iterator[tuple[int, dict]
     "malformed_record" (not JSON, not an object, or not UTF-8)."""
     with _open_binary(path) as fh:
         try:
-            for number, line in _decoded_lines(fh):
-                if line is not None and not line.strip():
-                    continue
-                report.records += 1
-                try:
-                    record = json.loads(line) if line is not None else None
-                except json.JSONDecodeError:
-                    record = None
-                if not isinstance(record, dict):
-                    report.skip("malformed_record")
-                    continue
-                yield number, record
+            yield from json_objects(fh, report)
         except (OSError, EOFError, zlib.error) as err:
             report.error(path, f"read stopped: {type(err).__name__}: {err}")
 
