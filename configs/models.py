@@ -12,7 +12,7 @@ _GPT2 = dict(norm="layernorm", norm_eps=1e-5, positions="learned", rope_theta=10
              tie_embeddings=True, use_bias=True)
 _LLAMA = dict(norm="rmsnorm", norm_eps=1e-5, positions="rope", rope_theta=10000.0, mlp="swiglu",
               tie_embeddings=False, use_bias=False)
-_NUMERICS = dict(init_std=0.02, param_dtype="float32", dtype="auto", attention="auto", splash_block=512,
+_NUMERICS = dict(init_std=0.02, param_dtype="float32", dtype="auto", kernels="auto", attention="auto", splash_block=512,
                  remat="none", scan_layers=True)
 
 MODEL_PRESETS = {

@@ -9,14 +9,14 @@ import pytest
 from flax import nnx
 
 from biomed_jax.adapt.heads import Classifier, option_scores
-from biomed_jax.adapt.lora import LoraSettings, apply_lora, merge_lora, trainable_filter
+from biomed_jax.adapt.lora import LoraSettings, apply_lora, merge_lora, rewritable, trainable_filter
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import init_model
 from configs.models import model_preset
 
 
-def _tiny_classifier(scan_layers=False, remat="none"):
-    cfg = ModelConfig.from_dict(model_preset("tiny")).replace(scan_layers=scan_layers, remat=remat)
+def _tiny_classifier(scan_layers=False, remat="none", kernels="xla"):
+    cfg = ModelConfig.from_dict(model_preset("tiny")).replace(scan_layers=scan_layers, remat=remat, kernels=kernels)
     return Classifier(init_model(cfg, jax.random.key(0)), 1, rngs=nnx.Rngs(0))
 
 
@@ -64,10 +64,11 @@ def test_lora_trains_only_adapters_and_merges_exactly(method):
     np.testing.assert_allclose(plain(tokens, lengths), out, atol=2e-4)
 
 
-def test_lora_needs_an_unscanned_model_and_a_target_that_matches():
+def test_lora_needs_an_unscanned_model_on_the_xla_kernels_and_a_target_that_matches():
     tokens, lengths = jnp.zeros((1, 1, 8), jnp.int32), jnp.full((1, 1), 8)
-    with pytest.raises(ValueError, match="unscanned"):
-        apply_lora(_tiny_classifier(scan_layers=True), "lora", LoraSettings(), (tokens, lengths))
+    for model in (_tiny_classifier(scan_layers=True), _tiny_classifier(kernels="cpu")):
+        with pytest.raises(ValueError, match="unscanned model with the xla kernels"):
+            apply_lora(model, "lora", LoraSettings(), (tokens, lengths))
     with pytest.raises(ValueError, match="matched no projection"):
         apply_lora(_tiny_classifier(), "lora", LoraSettings(targets=".*no_such_proj"), (tokens, lengths))
     with pytest.raises(ValueError, match="method must be one of"):
@@ -90,5 +91,5 @@ def test_memory_report_counts_adapters_and_quantized_bytes_exactly():
     int8, nf4 = memory_report(cfg, "int8_lora", settings), memory_report(cfg, "nf4_lora", settings)
     assert nf4["frozen_bytes"] < int8["frozen_bytes"] < lora["frozen_bytes"] == full["trainable_bytes"]
     # The 1-and-2-layer extrapolation equals tracing all three layers.
-    direct = _report_for(cfg.replace(scan_layers=False, remat="none"), "int8_lora", settings)
+    direct = _report_for(rewritable(cfg).replace(remat="none"), "int8_lora", settings)
     assert {k: int8[k] for k in direct} == direct

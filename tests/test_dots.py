@@ -1,4 +1,4 @@
-"""models/dots.py: einsum's math in float32 accumulation, bfloat16 backward products, YNNPACK-shaped dots on CPU."""
+"""kernels/cpu/dots.py (the cpu kernels' products): einsum's math in float32 accumulation, bfloat16 backward products, YNNPACK-shaped dots on CPU."""
 
 import re
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from biomed_jax import sharding as shd
-from biomed_jax.models import dots
+from biomed_jax.kernels.cpu import dots
 
 # The model's products, and ones whose plan transposes an operand, swaps the roles or permutes the output.
 PRODUCTS = [("btnh,nhd->btd", (2, 3, 4, 5), (4, 5, 6)),          # o_proj: contracts two dims
@@ -50,15 +50,17 @@ def test_einsum_gradients_equal_jnp_einsum(subscripts, a_shape, b_shape):
             np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
 
 
-def test_layouts_are_planned_on_one_device_only_and_not_for_an_accelerator_compile():
-    assert dots.layouts_planned() == (jax.default_backend() == "cpu")
-    with dots.accelerator_products():
-        assert not dots.layouts_planned()
+def test_products_under_a_mesh_of_several_devices_keep_xla_layouts_and_values():
+    """A weight gradient's plan transposes an operand into a row-major copy (behind an optimization barrier);
+    under a mesh of several devices that copy would gather a sharded array, so it is not made there."""
+    a, b = np.ones((8, 3, 7), np.float32), np.ones((8, 3, 6), np.float32)
+    product = jax.jit(lambda a, b: dots.einsum("btf,btd->fd", a, b))
+    assert "optimization_barrier" in product.lower(a, b).as_text()
     mesh = jax.make_mesh((jax.device_count(),), ("data",))
     with shd.activation_sharding(mesh, dict(shd.DEFAULT_RULES)):
-        assert dots.layouts_planned() == (jax.device_count() == 1 and jax.default_backend() == "cpu")
-        a, b = np.ones((2, 3, 4), np.float32), np.ones((5, 4), np.float32)
-        np.testing.assert_allclose(dots.einsum("btd,vd->btv", a, b), np.full((2, 3, 5), 4.0))
+        planned = "optimization_barrier" in jax.jit(lambda a, b: dots.einsum("btf,btd->fd", a, b)).lower(a, b).as_text()
+        np.testing.assert_allclose(dots.einsum("btf,btd->fd", a, b), np.full((7, 6), 24.0))
+    assert planned == (jax.device_count() == 1)
 
 
 @pytest.mark.parametrize("subscripts,a_shape,b_shape", PRODUCTS)
@@ -120,8 +122,8 @@ def _compiled_products(einsum) -> list[tuple[list[str], bool]]:
 
 
 def test_every_bfloat16_product_and_its_gradients_run_as_bfloat16_ynnpack_dots_on_cpu():
-    if not dots.layouts_planned():
-        pytest.skip("layouts are planned on CPU only")
+    if jax.default_backend() != "cpu":
+        pytest.skip("YNNPACK is XLA:CPU's")
 
     def plain(subscripts, a, b):  # jax's own rule: the backward multiplies the float32 cotangent
         return jnp.einsum(subscripts, a.astype(jnp.bfloat16), b.astype(jnp.bfloat16),

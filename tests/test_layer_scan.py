@@ -1,4 +1,4 @@
-"""models/layer_scan.py: jax.lax.scan's values and gradients, with 16-bit residuals stacked as integers."""
+"""kernels/cpu/layer_scan.py: jax.lax.scan's values and gradients, with 16-bit residuals stacked as integers."""
 
 import jax
 import jax.numpy as jnp
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import biomed_jax.models.decoder as decoder
+from biomed_jax.kernels import cpu
 from biomed_jax.models.decoder import abstract_model
-from biomed_jax.models.layer_scan import scan_layers
+from biomed_jax.kernels.cpu.layer_scan import scan_layers
 from test_model import make_model, params_of, random_tokens
 
 
@@ -31,7 +31,7 @@ def test_decoder_gradients_equal_those_through_jax_lax_scan(monkeypatch, preset,
         return nnx.merge(graphdef, params)(tokens, segment_ids=segment_ids).std()
 
     got = jax.jit(jax.value_and_grad(loss))(params_of(model))
-    monkeypatch.setattr(decoder, "scan_layers", plain_scan)
+    monkeypatch.setattr(cpu, "scan_layers", plain_scan)   # what the decoder calls with the cpu kernels
     want = jax.jit(jax.value_and_grad(loss))(params_of(model))
     np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got[1], want[1])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from biomed_jax.kernels.cpu import blocked_attention
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import Decoder, abstract_model, init_model, stack_layers, unstack_layers
 from biomed_jax.models.info import model_info
@@ -121,11 +122,40 @@ def test_grouped_query_attention_equals_mha_with_repeated_kv_heads():
     np.testing.assert_allclose(jitted(gqa)(tokens), jitted(mha)(tokens), atol=1e-5)
 
 
+@pytest.mark.parametrize("preset", ["tiny", "tiny_llama"])
+def test_cpu_and_xla_kernels_are_the_same_model(preset):
+    """model.kernels picks how the model runs, not what it computes: with the same parameters the cpu
+    kernels (kernels/cpu) and the plain ops give the same loss and gradients, packed segments included."""
+    cpu_model = make_model(preset, kernels="cpu")
+    tokens = random_tokens((2, 40))
+    segment_ids = jnp.asarray([[0] * 15 + [1] * 25, [0] * 40])
+
+    def loss_and_grads(kernels, attention):
+        graphdef, _ = nnx.split(abstract_model(cpu_model.cfg.replace(kernels=kernels, attention=attention)))
+        loss = lambda p: nnx.merge(graphdef, p)(tokens, segment_ids=segment_ids).std()  # noqa: E731
+        return jax.jit(jax.value_and_grad(loss))(params_of(cpu_model))
+
+    want_loss, want_grads = loss_and_grads("cpu", "blocked")
+    for kernels, attention in (("xla", "xla"), ("xla", "blocked"), ("cpu", "xla")):
+        got_loss, got_grads = loss_and_grads(kernels, attention)
+        np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), got_grads, want_grads)
+
+
+def test_auto_kernels_and_attention_resolve_per_backend_and_are_checked():
+    """The suite runs on CPU (conftest.py): there `auto` means the cpu kernels and their blocked attention."""
+    cfg = ModelConfig.from_dict(model_preset("tiny"))
+    assert cfg.resolved() == {"backend": "cpu", "dtype": "float32", "kernels": "cpu", "attention": "blocked"}
+    assert cfg.replace(kernels="xla").resolved()["attention"] == "xla"
+    assert cfg.replace(dtype="bfloat16", attention="cudnn").resolved()["attention"] == "cudnn"
+    with pytest.raises(ValueError, match=r"model.kernels must be one of \['auto', 'xla', 'cpu'\], got 'gpu'"):
+        cfg.replace(kernels="gpu")
+
+
 @pytest.mark.parametrize("seq, n_heads, n_kv_heads", [(260, 4, 2), (17, 2, 1)])
 def test_blocked_causal_attention_equals_full_attention_with_its_gradients(seq, n_heads, n_kv_heads):
-    """models/attention.py skips the causal upper triangle block by block (260 tokens: 3 query blocks):
+    """kernels/cpu/attention.py skips the causal upper triangle block by block (260 tokens: 3 query blocks):
     same outputs and gradients as jax.nn.dot_product_attention, with and without packed segments."""
-    from biomed_jax.models.attention import causal_attention
 
     keys = jax.random.split(jax.random.key(0), 5)
     q = jax.random.normal(keys[0], (2, seq, n_heads, 8))
@@ -139,7 +169,7 @@ def test_blocked_causal_attention_equals_full_attention_with_its_gradients(seq, 
             return jnp.sum(weights * jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=True))
 
         def blocked(q, k, v):
-            return jnp.sum(weights * causal_attention(q, k, v, segment_ids))
+            return jnp.sum(weights * blocked_attention(q, k, v, segment_ids))
 
         (got_sum, got_grads), (want_sum, want_grads) = (
             jax.jit(jax.value_and_grad(f, (0, 1, 2)))(q, k, v) for f in (blocked, reference))
@@ -151,7 +181,6 @@ def test_blocked_causal_attention_equals_full_attention_with_its_gradients(seq, 
 def test_bfloat16_attention_gradients_stay_within_half_a_percent_of_float32():
     """The blocked attention keeps bf16 probabilities for its backward pass: its gradients' relative error
     against jax.nn.dot_product_attention in float32 stays at the level bf16 operands give anyway."""
-    from biomed_jax.models.attention import causal_attention
 
     keys = jax.random.split(jax.random.key(0), 4)
     q, k, v = (jax.random.normal(key, (2, 256, 4, 32)) for key in keys[:3])
@@ -159,7 +188,7 @@ def test_bfloat16_attention_gradients_stay_within_half_a_percent_of_float32():
     want = jax.grad(lambda q, k, v: jnp.sum(weights * jax.nn.dot_product_attention(q, k, v, is_causal=True)),
                     (0, 1, 2))(q, k, v)
     bf16 = lambda x: x.astype(jnp.bfloat16)
-    got = jax.jit(jax.grad(lambda q, k, v: jnp.sum(weights * causal_attention(bf16(q), bf16(k), bf16(v))),
+    got = jax.jit(jax.grad(lambda q, k, v: jnp.sum(weights * blocked_attention(bf16(q), bf16(k), bf16(v))),
                            (0, 1, 2)))(q, k, v)
     for g, w in zip(got, want):
         assert g.dtype == jnp.float32

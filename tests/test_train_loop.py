@@ -40,7 +40,9 @@ def test_tiny_pretraining_learns_resumes_and_records_everything(tmp_path):
     val = [r for r in read_metrics(workdir) if "val_loss" in r]
     assert [r["step"] for r in val] == [50, 60] and val[-1]["val_loss"] < records[0]["loss"]
     with open(os.path.join(workdir, "config.json")) as f:
-        assert json.load(f)["train"]["steps"] == 60
+        config = json.load(f)
+    assert config["train"]["steps"] == 60 and config["model"]["kernels"] == "auto"
+    assert config["resolved"] == {"backend": "cpu", "dtype": "float32", "kernels": "cpu", "attention": "blocked"}
     assert os.listdir(os.path.join(workdir, "tensorboard"))
     assert RunCheckpoints(os.path.join(workdir, "checkpoints")).all_steps() == [50, 60]
 

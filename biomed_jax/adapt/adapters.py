@@ -26,7 +26,7 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
     `base_dir` defaults to the run's init_checkpoint; any run directory with the same architecture works
     (an int8/nf4 base is quantized again, deterministically, exactly as in training).
     """
-    from biomed_jax.tasks.finetuning import build_model, placement, unscanned
+    from biomed_jax.tasks.finetuning import build_model, for_lora, placement
 
     step, meta = run_dir.read_meta(adapter_dir)
     base_dir = base_dir or meta.get("init_checkpoint", "")
@@ -34,7 +34,7 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
         raise ValueError(f"{adapter_dir} was trained from a random init; pass the base run directory (--base)")
     mesh = mesh or shd.make_mesh(run_dir.DEFAULT_MESH)
     base = run_dir.load_run(base_dir, mesh=mesh)
-    model_cfg, params = unscanned(base.model_cfg, base.params)
+    model_cfg, params = for_lora(base.model_cfg, base.params)
     model_cfg = model_cfg.replace(remat=meta["model"]["remat"])
     lm_head = meta["lm_head"]
     plain = build_model(lm_head, model_cfg, params, meta["n_outputs"], seed=0)

@@ -19,6 +19,7 @@ import qwix
 from flax import nnx
 
 from biomed_jax.kinds import Method, choice
+from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import Decoder
 
 _BASE_QTYPE = {Method.LORA: None, Method.INT8_LORA: "int8", Method.NF4_LORA: "nf4"}
@@ -61,6 +62,13 @@ def check_method(method: str) -> Method:
     return choice(Method, method, "method")
 
 
+def rewritable(model_cfg: ModelConfig) -> ModelConfig:
+    """The model config qwix can rewrite: blocks per layer (the adapters live on each real block) and the
+    xla kernels, plain jax ops (the cpu kernels' custom gradients cannot differentiate qwix's adapters)."""
+    attention = "auto" if model_cfg.attention == "blocked" else model_cfg.attention
+    return model_cfg.replace(scan_layers=False, kernels="xla", attention=attention)
+
+
 def apply_lora(model: nnx.Module, method: str, settings: LoraSettings, example_inputs: tuple,
                seed: int = 0) -> nnx.Module:
     """A copy of `model` with LoRA adapters (and, for int8/nf4_lora, a quantized frozen base).
@@ -73,9 +81,9 @@ def apply_lora(model: nnx.Module, method: str, settings: LoraSettings, example_i
     if method == Method.FULL:
         return model
     decoders = [m for _, m in nnx.iter_modules(model) if isinstance(m, Decoder)]
-    if any(d.cfg.scan_layers for d in decoders):
-        raise ValueError("LoRA needs an unscanned model: build it with scan_layers=False "
-                         "(biomed_jax.adapt loads checkpoints that way for LoRA methods)")
+    if any(d.cfg.scan_layers or d.cfg.kernel_impl == "cpu" or d.cfg.attention_impl == "blocked" for d in decoders):
+        raise ValueError("LoRA needs an unscanned model with the xla kernels: build it from "
+                         "lora.rewritable(model_cfg) (biomed_jax.adapt loads checkpoints that way for LoRA methods)")
     rule = qwix.LoraRule(module_path=settings.module_path, rank=settings.rank, alpha=settings.alpha,
                          dropout=settings.dropout, weight_qtype=_BASE_QTYPE[method])
     provider = qwix.LoraProvider([rule])

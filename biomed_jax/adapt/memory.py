@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from biomed_jax import optim
-from biomed_jax.adapt.lora import LoraSettings, apply_lora, trainable_filter
+from biomed_jax.adapt.lora import LoraSettings, apply_lora, rewritable, trainable_filter
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import Decoder
 
@@ -48,7 +48,7 @@ def memory_report(model_cfg: ModelConfig, method: str, settings: LoraSettings) -
     Every count is affine in the number of layers (identical blocks), so it is computed exactly from
     1- and 2-layer models: tracing a 32-layer model through qwix takes minutes, these take seconds.
     """
-    cfg = model_cfg.replace(scan_layers=False, remat="none")
+    cfg = rewritable(model_cfg).replace(remat="none")
     one = _report_for(cfg.replace(n_layers=1), method, settings)
     two = _report_for(cfg.replace(n_layers=2), method, settings)
     report = {"method": method}

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rope")
 MLPS = ("gelu", "swiglu")
-ATTENTION_IMPLS = ("auto", "xla", "cudnn", "splash")
+KERNELS = ("auto", "xla", "cpu")
+ATTENTION_IMPLS = ("auto", "xla", "cudnn", "splash", "blocked")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 # Names of the rematerialisation policies a config may ask for; models/decoder.py maps them to JAX.
 REMAT_POLICIES = (
@@ -54,7 +55,8 @@ class ModelConfig:
     init_std: float = 0.02
     param_dtype: str = "float32"
     dtype: str = "auto"  # compute dtype; auto = bfloat16 on GPU/TPU, float32 on CPU
-    attention: str = "auto"  # auto = splash (Pallas) on TPU, cuDNN flash attention on GPU with 16-bit compute, XLA elsewhere
+    kernels: str = "auto"  # auto = cpu (biomed_jax/kernels/cpu) on a CPU backend, xla (plain ops) elsewhere
+    attention: str = "auto"  # auto = splash on TPU, cudnn on GPU with 16-bit compute, blocked with cpu kernels, else xla
     splash_block: int = 512  # splash attention's tile (multiple of 128; MaxText's default for v4 / v5e / v5p)
     remat: str = "none"
     scan_layers: bool = True
@@ -69,6 +71,7 @@ class ModelConfig:
         _check_choice("norm", self.norm, NORMS)
         _check_choice("positions", self.positions, POSITIONS)
         _check_choice("mlp", self.mlp, MLPS)
+        _check_choice("kernels", self.kernels, KERNELS)
         _check_choice("attention", self.attention, ATTENTION_IMPLS)
         _check_choice("remat", self.remat, REMAT_POLICIES)
         _check_choice("param_dtype", self.param_dtype, tuple(DTYPES))
@@ -123,16 +126,29 @@ class ModelConfig:
         return DTYPES[self.dtype]
 
     @property
+    def kernel_impl(self) -> str:
+        """The kernels that run (biomed_jax/kernels): 'cpu' or 'xla'."""
+        if self.kernels != "auto":
+            return self.kernels
+        return "cpu" if jax.default_backend() == "cpu" else "xla"
+
+    @property
     def attention_impl(self) -> str:
-        """The attention that runs: 'splash' (models/splash.py), or 'cudnn' / 'xla' as passed to
-        jax.nn.dot_product_attention ('xla' is models/attention.py's blocked attention)."""
+        """The attention that runs: 'splash' (kernels/splash.py), 'blocked' (kernels/cpu/attention.py), or
+        'cudnn' / 'xla' as passed to jax.nn.dot_product_attention."""
         if self.attention != "auto":
             return self.attention
-        if jax.default_backend() == "tpu":
+        backend = jax.default_backend()
+        if backend == "tpu":
             return "splash"
-        on_gpu = jax.default_backend() == "gpu"
-        sixteen_bit = self.compute_dtype in (jnp.bfloat16, jnp.float16)
-        return "cudnn" if on_gpu and sixteen_bit else "xla"
+        if backend == "gpu" and self.compute_dtype in (jnp.bfloat16, jnp.float16):
+            return "cudnn"
+        return "blocked" if self.kernel_impl == "cpu" else "xla"
+
+    def resolved(self) -> dict[str, str]:
+        """What `auto` means on this backend, for the run's config.json and log."""
+        return {"backend": jax.default_backend(), "dtype": jnp.dtype(self.compute_dtype).name,
+                "kernels": self.kernel_impl, "attention": self.attention_impl}
 
 
 def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -13,10 +13,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from biomed_jax.models import dots
+from biomed_jax.kernels import cpu
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.kv_cache import KVCache
-from biomed_jax.models.layer_scan import scan_layers
 from biomed_jax.models.layers import BTD, Block, make_norm, normal, partitioned
 from biomed_jax.sharding import constrain
 
@@ -84,7 +83,8 @@ class Decoder(nnx.Module):
             if cfg.remat != "none":
                 apply_block = jax.checkpoint(apply_block, policy=_POLICIES[cfg.remat])
             consts = (positions,) if segment_ids is None else (positions, segment_ids)
-            x = scan_layers(apply_block, x, block_states, consts)
+            scan = cpu.scan_layers if cfg.kernel_impl == "cpu" else _scan_layers
+            x = scan(apply_block, x, block_states, consts)
         else:
             for block in self.blocks:
                 x = _apply_unscanned_block(block, x, positions, segment_ids, cfg.remat)
@@ -139,14 +139,23 @@ class Decoder(nnx.Module):
         return nnx.graphdef(self.blocks[0]), [nnx.state(block) for block in self.blocks]
 
     def logits(self, hidden: jax.Array) -> jax.Array:
-        """Next-token logits in float32 (the matmul accumulates in fp32 whatever the compute dtype; its
-        backward multiplies in the compute dtype, see models/dots.py)."""
+        """Next-token logits in float32: operands in the compute dtype, accumulated and returned in float32."""
         cfg = self.cfg
         if cfg.tie_embeddings:
-            out = dots.einsum("btd,vd->btv", hidden, self.token_embed.embedding[...], dtype=cfg.compute_dtype)
+            subscripts, table = "btd,vd->btv", self.token_embed.embedding[...]
         else:
-            out = dots.einsum("btd,dv->btv", hidden, self.lm_head[...], dtype=cfg.compute_dtype)
+            subscripts, table = "btd,dv->btv", self.lm_head[...]
+        if cfg.kernel_impl == "cpu":
+            out = cpu.einsum(subscripts, hidden, table, dtype=cfg.compute_dtype)
+        else:
+            out = jnp.einsum(subscripts, hidden.astype(cfg.compute_dtype), table.astype(cfg.compute_dtype),
+                             preferred_element_type=jnp.float32)
         return constrain(out, ("activation_batch", "activation_length", "activation_vocab"))
+
+
+def _scan_layers(body, carry: jax.Array, layers, consts: tuple[jax.Array, ...]) -> jax.Array:
+    """`body(layer, carry, *consts)` applied layer by layer (the xla kernels' loop; the cpu kernels have theirs)."""
+    return jax.lax.scan(lambda c, layer: (body(layer, c, *consts), None), carry, layers)[0]
 
 
 def _apply_unscanned_block(block: Block, x: jax.Array, positions: jax.Array,

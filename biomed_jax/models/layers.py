@@ -1,8 +1,11 @@
 """Transformer layers shared by the GPT-2 and Llama families (flax.nnx).
 
 Every parameter is created with logical axis names (see biomed_jax/sharding.py); activations are
-constrained by logical names too. Params live in `param_dtype`; matmuls run in the compute dtype;
-norms, softmax and logits are computed in float32.
+constrained by logical names too. Params live in `param_dtype`; matmuls multiply in the compute dtype
+and accumulate in float32; norms, activations, softmax and logits are computed in float32.
+
+Written here in plain flax.nnx and jax ops (`model.kernels = xla`); with `model.kernels = cpu` the norms,
+projections and activations come from biomed_jax/kernels/cpu instead (same parameters, same values).
 """
 
 from __future__ import annotations
@@ -12,12 +15,10 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
-from biomed_jax.models.attention import causal_attention
+from biomed_jax.kernels import cpu
+from biomed_jax.kernels.splash import splash_attention
 from biomed_jax.models.config import ModelConfig
-from biomed_jax.models import dots
 from biomed_jax.models.kv_cache import KVCache, cached_attention
-from biomed_jax.models.splash import splash_attention
-from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm, swiglu
 from biomed_jax.sharding import constrain
 
 BTD = ("activation_batch", "activation_length", "activation_embed")
@@ -34,6 +35,7 @@ def normal(std: float):
 
 def make_norm(cfg: ModelConfig, rngs: nnx.Rngs) -> nnx.Module:
     """LayerNorm (GPT-2) or RMSNorm (Llama); statistics in float32, output in the compute dtype."""
+    on_cpu = cfg.kernel_impl == "cpu"
     common = dict(
         epsilon=cfg.norm_eps,
         dtype=cfg.compute_dtype,
@@ -42,51 +44,15 @@ def make_norm(cfg: ModelConfig, rngs: nnx.Rngs) -> nnx.Module:
         rngs=rngs,
     )
     if cfg.norm == "layernorm":
-        return LayerNorm(cfg.d_model, bias_init=partitioned(nnx.initializers.zeros, "norm"), use_fast_variance=False,
-                         **common)
-    return RMSNorm(cfg.d_model, **common)
-
-
-class LayerNorm(nnx.LayerNorm):
-    """nnx.LayerNorm over the last axis (two-pass variance, as torch computes it) with the lean gradient
-    of lean_ops.layer_norm: same parameters, same values, one saved array instead of four."""
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x, scale, bias = self.promote_dtype((x, self.scale[...], self.bias[...]), dtype=self.dtype)
-        return layer_norm(x, scale, bias, self.epsilon)
-
-
-class RMSNorm(nnx.RMSNorm):
-    """nnx.RMSNorm over the last axis with the lean gradient of lean_ops.rms_norm."""
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x, scale = self.promote_dtype((x, self.scale[...]), dtype=self.dtype)
-        return rms_norm(x, scale, self.epsilon)
-
-
-class Projection(nnx.Einsum):
-    """nnx.Einsum that, where dots.layouts_planned (CPU), multiplies through dots.einsum: the product and
-    the bias add in float32, one cast to the compute dtype, float32 parameter gradients.
-
-    Adding the bias in float32 also makes its gradient a float32 sum over tokens; nnx.Einsum's bfloat16
-    bias add sums the gradient in bfloat16, which XLA:CPU runs as a slow tree of reduce-windows.
-    """
-
-    def __call__(self, inputs: jax.Array, einsum_str: str | None = None, out_sharding=None) -> jax.Array:
-        if (einsum_str is not None or out_sharding is not None or self.precision is not None
-                or not dots.layouts_planned()):
-            return super().__call__(inputs, einsum_str, out_sharding)
-        (x,) = self.promote_dtype((inputs,), dtype=self.dtype)
-        y = dots.einsum(self.einsum_str, x, self.kernel[...], dtype=x.dtype)
-        if self.bias is not None:
-            bias = self.bias[...].astype(jnp.float32)
-            y = y + jnp.reshape(bias, self._infer_broadcasted_bias_shape(self.einsum_str, x, self.kernel[...]))
-        return y.astype(x.dtype)
+        # Two-pass variance, as torch computes it.
+        return (cpu.LayerNorm if on_cpu else nnx.LayerNorm)(
+            cfg.d_model, bias_init=partitioned(nnx.initializers.zeros, "norm"), use_fast_variance=False, **common)
+    return (cpu.RMSNorm if on_cpu else nnx.RMSNorm)(cfg.d_model, **common)
 
 
 def _projection(cfg: ModelConfig, einsum: str, kernel_shape, kernel_axes, bias_shape, bias_axes,
                 std: float, rngs: nnx.Rngs) -> nnx.Einsum:
-    return Projection(
+    return (cpu.Projection if cfg.kernel_impl == "cpu" else nnx.Einsum)(
         einsum,
         kernel_shape,
         bias_shape if cfg.use_bias else None,
@@ -94,9 +60,43 @@ def _projection(cfg: ModelConfig, einsum: str, kernel_shape, kernel_axes, bias_s
         param_dtype=cfg.param_jnp_dtype,
         kernel_init=partitioned(normal(std), *kernel_axes),
         bias_init=partitioned(nnx.initializers.zeros, *bias_axes),
-        einsum_op=dots.contract_in_order,
+        einsum_op=contract_in_order,
         rngs=rngs,
     )
+
+
+def contract_in_order(subscripts: str, x: jax.Array, kernel: jax.Array, precision=None,
+                      preferred_element_type=None, out_sharding=None) -> jax.Array:
+    """jnp.einsum for 'input,kernel->output' projections, contracting dims handed to XLA in memory order.
+
+    jnp.einsum hands contracted dims to XLA in alphabetical order, so 'btnh,nhd->btd' (o_proj) would
+    contract (h, n) and make XLA transpose the whole kernel on every call. qwix's LoRA, which intercepts
+    this dot_general, then shapes its factors in the kernel's own order too (adapt/lora.py merge_lora).
+    """
+    lhs, rest = subscripts.split(",")
+    rhs, out = rest.split("->")
+    contracted = "".join(c for c in lhs if c in rhs and c not in out)
+    free = [c for c in lhs if c not in contracted] + [c for c in rhs if c not in contracted]
+    if "".join(free) != out or any(c in rhs for c in lhs if c in out):
+        return jnp.einsum(subscripts, x, kernel, precision=precision, preferred_element_type=preferred_element_type,
+                          out_sharding=out_sharding)
+    dims = ((tuple(lhs.index(c) for c in contracted), tuple(rhs.index(c) for c in contracted)), ((), ()))
+    return jax.lax.dot_general(x, kernel, dims, precision=precision, preferred_element_type=preferred_element_type,
+                               out_sharding=out_sharding)
+
+
+def _float32(x: jax.Array) -> jax.Array:
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def gelu_tanh(x: jax.Array) -> jax.Array:
+    """GPT-2's `gelu_new`, computed in float32 and rounded once to x's dtype."""
+    return jax.nn.gelu(_float32(x), approximate=True).astype(x.dtype)
+
+
+def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
+    """silu(gate) * up (Llama's MLP), computed in float32 and rounded once to gate's dtype."""
+    return (jax.nn.silu(_float32(gate)) * _float32(up)).astype(gate.dtype)
 
 
 def rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
@@ -116,8 +116,8 @@ def rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
 
 
 class Attention(nnx.Module):
-    """Causal multi-head / grouped-query attention: models/attention.py in XLA, or cuDNN flash attention
-    through jax.nn.dot_product_attention."""
+    """Causal multi-head / grouped-query attention, by `cfg.attention_impl`: jax.nn.dot_product_attention
+    (XLA ops or cuDNN flash attention), Pallas splash attention, or the cpu kernels' blocked attention."""
 
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
@@ -152,8 +152,8 @@ class Attention(nnx.Module):
             cache, k, v = cache.write(layer, k, v)
             out = cached_attention(q, k, v, cache.attention_mask(q.shape[1]))
             return self.o_proj(constrain(out, q_axes)), cache
-        if cfg.attention_impl == "xla":
-            out = causal_attention(q, k, v, segment_ids)
+        if cfg.attention_impl == "blocked":
+            out = cpu.blocked_attention(q, k, v, segment_ids)
         elif cfg.attention_impl == "splash":
             out = splash_attention(q, k, v, segment_ids, cfg.splash_block)
         else:
@@ -184,10 +184,11 @@ class MLP(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         hidden_axes = ("activation_batch", "activation_length", "activation_mlp")
         up = constrain(self.up_proj(x), hidden_axes)
+        on_cpu = self.cfg.kernel_impl == "cpu"
         if self.cfg.mlp == "swiglu":
-            hidden = swiglu(constrain(self.gate_proj(x), hidden_axes), up)
+            hidden = (cpu.swiglu if on_cpu else swiglu)(constrain(self.gate_proj(x), hidden_axes), up)
         else:
-            hidden = gelu_tanh(up)
+            hidden = (cpu.gelu_tanh if on_cpu else gelu_tanh)(up)
         return self.down_proj(hidden)
 
 

@@ -159,7 +159,7 @@ def train_floor_steps(cfg, batch: int, seq_len: int, seed: int, device: str = "c
 
 def step_products(cfg, tokens: int) -> list[tuple[str, int, int, int, bool]]:
     """(name, m, k, n, rhs_transposed) of each distinct product of a training step over `tokens` tokens,
-    in the layouts biomed_jax's compiled CPU step uses (see biomed_jax/models/dots.py)."""
+    in the layouts biomed_jax's compiled CPU step uses (see biomed_jax/kernels/cpu/dots.py)."""
     products = []
     for d_in, d_out in dict.fromkeys(layer_shapes(cfg)):
         products += [(f"{d_in}->{d_out} forward", tokens, d_in, d_out, False),

@@ -29,7 +29,7 @@ from biomed_jax.kinds import FinetuneKind, Method, choice
 from biomed_jax import optim, run_dir
 from biomed_jax import sharding as shd
 from biomed_jax.adapt.heads import Classifier
-from biomed_jax.adapt.lora import LoraSettings, apply_lora, check_method, merge_lora, trainable_filter
+from biomed_jax.adapt.lora import LoraSettings, apply_lora, check_method, merge_lora, rewritable, trainable_filter
 from biomed_jax.data.benchmarks import load_benchmark, sample_questions
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import abstract_model, init_params, unstack_layers
@@ -178,11 +178,9 @@ def load_base(cfg, mesh, rules) -> tuple[ModelConfig, Any, str, str, int | None]
     return model_cfg, params, cfg.tokenizer, f"random init of {cfg.model} (seed {cfg.train.seed})", eos
 
 
-def unscanned(model_cfg: ModelConfig, params: dict) -> tuple[ModelConfig, dict]:
-    """The per-layer layout LoRA needs (qwix adds adapters to each real block)."""
-    if not model_cfg.scan_layers:
-        return model_cfg, params
-    return model_cfg.replace(scan_layers=False), unstack_layers(params)
+def for_lora(model_cfg: ModelConfig, params: dict) -> tuple[ModelConfig, dict]:
+    """The model config qwix rewrites (lora.rewritable) and params in its per-layer layout."""
+    return rewritable(model_cfg), unstack_layers(params) if model_cfg.scan_layers else params
 
 
 def build_model(lm_head: bool, model_cfg: ModelConfig, params: dict, n_outputs: int, seed: int) -> nnx.Module:
@@ -304,10 +302,13 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, kind: str) -> dict:
     check_context(cfg.max_len, model_cfg, cfg.init_checkpoint or f"the {cfg.model} preset")
     if cfg.remat:
         model_cfg = model_cfg.replace(remat=cfg.remat)
+    base_cfg = model_cfg
     if cfg.method != Method.FULL:
-        model_cfg, params = unscanned(model_cfg, params)
+        model_cfg, params = for_lora(model_cfg, params)
+    # A LoRA model runs rewritten (lora.rewritable); its merged weights are a plain model with the base's kernels.
+    saved_cfg = model_cfg.replace(kernels=base_cfg.kernels, attention=base_cfg.attention)
     if jax.process_index() == 0:
-        write_config_json(cfg, workdir)
+        write_config_json(cfg, workdir, model_cfg)
     tokenizer = run_dir.load_tokenizer(tokenizer_path)
     splits = task_splits(cfg, root)
     task = build_task(cfg, kind, splits, tokenizer, eos_id, model_cfg, root)
@@ -327,7 +328,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, kind: str) -> dict:
     total_steps = task.steps_per_epoch * cfg.train.epochs
     optim_cfg = dict(cfg.optim, warmup_steps=min(cfg.optim.warmup_steps, total_steps))
     tx, schedule = optim.from_config(optim_cfg, total_steps)
-    meta = {"model": model_cfg.to_dict(), "kind": kind, "head": cfg.get("head", ""), "method": cfg.method,
+    meta = {"model": saved_cfg.to_dict(), "kind": kind, "head": cfg.get("head", ""), "method": cfg.method,
             "lora": settings.to_dict(), "init": init_desc, "init_checkpoint": cfg.init_checkpoint,
             "task": cfg.task.kind, "n_outputs": task.n_outputs, "lm_head": task.lm_head}
     template = getattr(task, "template", None)
@@ -428,7 +429,7 @@ def build_for_compile(cfg: ml_collections.ConfigDict, kind: str, devices: list) 
     if cfg.remat:
         model_cfg = model_cfg.replace(remat=cfg.remat)
     if cfg.method != Method.FULL:
-        model_cfg = model_cfg.replace(scan_layers=False)
+        model_cfg = rewritable(model_cfg)
     task = placeholder_task(cfg, kind)
     parts = split_model(cfg, task.lm_head, task.n_outputs, task.example_inputs(), model_cfg, mesh, rules)
     tx, schedule = optim.from_config(dict(cfg.optim, warmup_steps=0), 1)

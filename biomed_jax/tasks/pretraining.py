@@ -140,7 +140,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str) -> trainer_lib.RunSummary:
     _cover_dataset_vocab(cfg, from_checkpoint=bool(init_dir))
     trainer = build_trainer(cfg, workdir, init_dir=init_dir)
     if jax.process_index() == 0:
-        write_config_json(cfg, workdir)
+        write_config_json(cfg, workdir, ModelConfig.from_dict(trainer.meta["model"]))
         _copy_dataset_tokenizer(cfg, workdir)
     return trainer.run()
 

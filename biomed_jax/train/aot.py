@@ -24,7 +24,6 @@ import ml_collections
 
 from biomed_jax.kinds import FinetuneKind
 from biomed_jax import sharding as shd
-from biomed_jax.models import dots
 from biomed_jax.models.info import model_info
 
 GIB = 1024 ** 3
@@ -71,12 +70,15 @@ def per_device_bytes(tree: Any) -> int:
 
 
 def _accelerator_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy of cfg with model.dtype 'auto' resolved as on a GPU/TPU (bfloat16), not as on the CPU
-    doing the compiling (float32): the check is for the accelerator's run."""
+    """A copy of cfg with model.dtype and model.kernels 'auto' resolved as on a GPU/TPU (bfloat16, the xla
+    kernels), not as on the CPU doing the compiling (float32, the cpu kernels): the check is for the
+    accelerator's run."""
     cfg = copy.deepcopy(cfg)
     with cfg.unlocked():
         if cfg.model.dtype == "auto":
             cfg.model.dtype = "bfloat16"
+        if cfg.model.get("kernels", "auto") == "auto":
+            cfg.model.kernels = "xla"
     return cfg
 
 
@@ -122,8 +124,7 @@ def compile_train_step(cfg: ml_collections.ConfigDict, devices: list | None = No
     state = trainer.abstract_state()  # ShapeDtypeStructs: nothing allocated
 
     t0 = time.perf_counter()
-    with dots.accelerator_products():  # the accelerator's products, not the CPU-specific layouts
-        lowered = trainer.train_step.lower(state, frozen, batch)
+    lowered = trainer.train_step.lower(state, frozen, batch)
     t1 = time.perf_counter()
     compiled = lowered.compile()
     t2 = time.perf_counter()

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import ml_collections
+from absl import logging
 
 from biomed_jax import sharding as shd
 from biomed_jax.models.config import ModelConfig
@@ -44,13 +45,16 @@ def validate_pretrain_config(cfg: ml_collections.ConfigDict, n_devices: int) -> 
     return model
 
 
-def write_config_json(cfg: ml_collections.ConfigDict, workdir: str) -> str:
-    """Writes the resolved config to WORKDIR/config.json (atomically)."""
+def write_config_json(cfg: ml_collections.ConfigDict, workdir: str, model: ModelConfig) -> str:
+    """Writes the config to WORKDIR/config.json (atomically), with what `model`'s `auto` fields resolve to
+    on this backend under "resolved" (also logged)."""
     os.makedirs(workdir, exist_ok=True)
+    resolved = model.resolved()
+    logging.info("model runs with %s", ", ".join(f"{k} {v}" for k, v in resolved.items()))
     path = os.path.join(workdir, "config.json")
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(cfg.to_dict(), f, indent=2, sort_keys=True, default=_json_default)
+        json.dump({**cfg.to_dict(), "resolved": resolved}, f, indent=2, sort_keys=True, default=_json_default)
     os.replace(tmp, path)
     return path
 

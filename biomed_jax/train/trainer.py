@@ -49,7 +49,7 @@ from biomed_jax.train.state import TrainState, opt_state_shardings
 from biomed_jax.train.steps import make_eval_step, make_train_step
 
 # Model config fields that change only how the model runs, not its parameters: free to change on resume.
-RUNTIME_ONLY_FIELDS = ("dtype", "attention", "remat")
+RUNTIME_ONLY_FIELDS = ("dtype", "kernels", "attention", "splash_block", "remat")
 
 
 def connect(distributed_cfg: Mapping[str, Any] | None) -> None:

@@ -15,16 +15,18 @@ the roles and transposes that move the fewest bytes (a weight gradient transpose
 the tokens x d_ff gradient). A plain transpose would be folded back into the dot or given a column-major
 layout by XLA; `_row_major` flattens it behind an optimization barrier so it stays a row-major copy.
 It also sums a very long contraction (the LM head's input gradient, over the vocabulary) in chunks,
-which YNNPACK runs faster. This is used on CPU, with one device in the mesh (flattening a sharded array
-would gather it), outside `accelerator_products` (aot_check compiles an accelerator's step on CPU); GPU
-and TPU compilers take any layout, and there `contract` is jnp.einsum with float32 accumulation.
+which YNNPACK runs faster. Layouts are planned where the operands are whole on one device: under a mesh
+of several devices (sharding.activation_sharding) flattening a sharded array would gather it, so there
+`contract` is jnp.einsum with float32 accumulation (the same products, in XLA's layouts).
 The measurements behind each choice are in docs/performance.md ("Training step on CPU").
+
+These are the products of `model.kernels = cpu` (models/config.py). They are custom_vjp rules, so a
+qwix-rewritten model (LoRA, int8, nf4), whose dot_general closes over adapters of its own, runs the `xla`
+kernels instead (biomed_jax/adapt/lora.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import math
 import operator
@@ -35,38 +37,8 @@ import numpy as np
 
 from biomed_jax import sharding
 
-# A module rewriter (qwix LoRA and quantisation) swaps jax.lax.dot_general (its code object, in qwix 0.1)
-# while it runs a module; its replacement may close over parameters of its own, which a custom_vjp
-# cannot differentiate, so then products are left to plain jnp.einsum.
-_DOT_GENERAL = jax.lax.dot_general
-_DOT_GENERAL_CODE = jax.lax.dot_general.__code__
-
-
 _LONGEST_CONTRACTION = 16384  # longer single contractions are summed in chunks of _CONTRACTION_CHUNK
 _CONTRACTION_CHUNK = 2048
-
-_ACCELERATOR_PATH = contextvars.ContextVar("biomed_jax_accelerator_products", default=False)
-
-
-def rewriter_active() -> bool:
-    return not (jax.lax.dot_general is _DOT_GENERAL and _DOT_GENERAL.__code__ is _DOT_GENERAL_CODE)
-
-
-@contextlib.contextmanager
-def accelerator_products():
-    """Within this context products take the GPU/TPU path even on CPU: for compiling an accelerator's
-    step on CPU to read its memory (train/aot.py)."""
-    token = _ACCELERATOR_PATH.set(True)
-    try:
-        yield
-    finally:
-        _ACCELERATOR_PATH.reset(token)
-
-
-def layouts_planned() -> bool:
-    """Whether `contract` lays operands out for XLA:CPU's YNNPACK dots (CPU, one device, no rewriter)."""
-    return (jax.default_backend() == "cpu" and not _ACCELERATOR_PATH.get() and sharding.activation_mesh_size() == 1
-            and not rewriter_active())
 
 
 def _parse(subscripts: str) -> tuple[str, str, str]:
@@ -135,7 +107,7 @@ def _plan(lhs: str, rhs: str, out: str, sizes: tuple[tuple[str, int], ...], lhs_
 def contract(subscripts: str, a: jax.Array, b: jax.Array) -> jax.Array:
     """jnp.einsum(subscripts, a, b) accumulated and returned in float32 (forward only; see `einsum`)."""
     lhs, rhs, out = _parse(subscripts)
-    if not layouts_planned():
+    if sharding.activation_mesh_size() > 1:
         return jnp.einsum(subscripts, a, b, preferred_element_type=jnp.float32)
     sizes = tuple(sorted({**dict(zip(lhs, a.shape)), **dict(zip(rhs, b.shape))}.items()))
     swap, first_perm, second_perm, dims, out_perm = _plan(lhs, rhs, out, sizes, a.dtype.itemsize, b.dtype.itemsize)
@@ -164,12 +136,10 @@ def einsum(subscripts: str, a: jax.Array, b: jax.Array, dtype=None) -> jax.Array
     """A bilinear einsum in float32 from operands cast to `dtype` (default: as they are), differentiable.
 
     The backward pass multiplies the cotangent, cast to `dtype`, with the cast operands and returns each
-    gradient in its operand's own dtype. While a module rewriter is active this is plain jnp.einsum.
+    gradient in its operand's own dtype.
     """
     _parse(subscripts)
     dtype = np.dtype(dtype or jnp.result_type(a, b))
-    if rewriter_active():
-        return jnp.einsum(subscripts, a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
     return _einsum(subscripts, dtype, a, b)
 
 
@@ -192,23 +162,3 @@ def _einsum_bwd(subscripts, dtype, residuals, grad):
 
 
 _einsum.defvjp(_einsum_fwd, _einsum_bwd)
-
-
-def contract_in_order(subscripts: str, x: jax.Array, kernel: jax.Array, precision=None,
-                      preferred_element_type=None, out_sharding=None) -> jax.Array:
-    """jnp.einsum for 'input,kernel->output' projections, contracting dims handed to XLA in memory order.
-
-    jnp.einsum hands contracted dims to XLA in alphabetical order, so 'btnh,nhd->btd' (o_proj) would
-    contract (h, n) and make XLA transpose the whole kernel on every call. The product of nnx.Einsum
-    where `einsum` is not used (a rewriter is active, or layouts are not planned).
-    """
-    lhs, rest = subscripts.split(",")
-    rhs, out = rest.split("->")
-    contracted = "".join(c for c in lhs if c in rhs and c not in out)
-    free = [c for c in lhs if c not in contracted] + [c for c in rhs if c not in contracted]
-    if "".join(free) != out or any(c in rhs for c in lhs if c in out):
-        return jnp.einsum(subscripts, x, kernel, precision=precision, preferred_element_type=preferred_element_type,
-                          out_sharding=out_sharding)
-    dims = ((tuple(lhs.index(c) for c in contracted), tuple(rhs.index(c) for c in contracted)), ((), ()))
-    return jax.lax.dot_general(x, kernel, dims, precision=precision, preferred_element_type=preferred_element_type,
-                               out_sharding=out_sharding)

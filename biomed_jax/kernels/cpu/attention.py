@@ -1,5 +1,5 @@
-"""Causal self-attention over a whole sequence in plain XLA ops: the path for CPUs, TPUs and any GPU run
-without cuDNN flash attention (model.attention='xla').
+"""Blocked causal self-attention (`model.attention = blocked`, the `auto` choice with the cpu kernels):
+XLA ops laid out and blocked for XLA:CPU, with a hand-written backward pass.
 
 Three choices make it fast on CPU (training step of gpt2_125m at seq 512, benchmarks/bench_train.py):
   - heads-major layout (batch, kv_heads, group, seq, head_dim) for the batched matmuls, so XLA
@@ -13,7 +13,7 @@ Three choices make it fast on CPU (training step of gpt2_125m at seq 512, benchm
     off the bf16 gpt2_125m step on CPU; its attention gradients' error against float32 goes from 0.44%
     to 0.47%, tests/test_model.py.)
 Grouped-query heads share their kv head by reshaping q (never repeating k, v). Scores, softmax and
-every accumulation are float32; matmul operands are in the compute dtype (models/dots.py).
+every accumulation are float32; matmul operands are in the compute dtype (dots.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from biomed_jax.models import dots
+from biomed_jax.kernels.cpu import dots
 
 MIN_BLOCK = 128   # shorter query blocks make matmuls too small to run well
 MAX_BLOCKS = 8    # more blocks unroll more code for little extra saving
@@ -33,7 +33,7 @@ def query_block_size(seq_len: int) -> int:
     return max(MIN_BLOCK, math.ceil(seq_len / MAX_BLOCKS))
 
 
-def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | None = None) -> jax.Array:
+def blocked_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | None = None) -> jax.Array:
     """q (batch, seq, heads, head_dim), k and v (batch, seq, kv_heads, head_dim) -> like q.
 
     With `segment_ids` (batch, seq) (packed documents) a query sees only keys of its own segment.
