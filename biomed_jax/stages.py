@@ -70,11 +70,12 @@ class Stage:
 # --- the command line --------------------------------------------------------------------------------
 
 
-def define_flags(experiment: str) -> dict:
+def define_flags(experiment: str, config: str = "") -> dict:
+    """--config (default configs/EXPERIMENT.py:smoke), --workdir, --stages and --plan."""
     return dict(
         config=cli.define_config_file(
-            "config", f"configs/{experiment}.py:smoke", f"configs/{experiment}.py:paper or :smoke.",
-            lock_config=False),
+            "config", config or f"configs/{experiment}.py:smoke",
+            f"The experiment's config ({config or f'configs/{experiment}.py:paper or :smoke'}).", lock_config=False),
         workdir=flags.DEFINE_string("workdir", f"runs/{experiment}", "Every stage writes a folder here."),
         stages=flags.DEFINE_list("stages", [], "Stage groups or names to run, e.g. pretrain,finetune "
                                  "(default: all, in order)."),
@@ -331,7 +332,7 @@ def pretrain_stage(name: str, section, workdir: str, hardware, title: str, group
         aot = [o for o in overrides if not o.startswith(("--config.data.", "--config.train.init_from",
                                                          "--config.checkpoint.", "--config.logging.",
                                                          "--config.distributed."))]
-        notes.append(("aot_check", _join(["python", "-m", "experiments.aot_check",
+        notes.append(("aot_check", command_line(["python", "-m", "experiments.aot_check",
                                           f"--config=configs/pretrain.py:{section.preset}",
                                           f"--devices={hardware.devices}",
                                           f"--accelerator={hardware.accelerator}", *aot])))
@@ -339,7 +340,7 @@ def pretrain_stage(name: str, section, workdir: str, hardware, title: str, group
         notes.append(("hosts", _hosts_note(hardware)))
     return Stage(
         group=group or name, name=name, title=title, section=section, call=_pretrain,
-        command=_join(["python", "-m", "experiments.pretrain", f"--config=configs/pretrain.py:{section.preset}",
+        command=command_line(["python", "-m", "experiments.pretrain", f"--config=configs/pretrain.py:{section.preset}",
                        f"--workdir={folder}", *overrides]),
         settings=settings, inputs=inputs, check=lambda n: validate_pretrain_config(section, n), notes=notes)
 
@@ -353,8 +354,11 @@ def finetune_stage(name: str, section, kind: str, workdir: str, hardware, title:
     from biomed_jax.tasks import finetuning
 
     init = section.init_checkpoint
-    inputs = [Input(init_field, os.path.join(init, "checkpoints") if init else "",
-                    f"a run directory with checkpoints/ (a converted model: {CONVERT_HINT})")]
+    if init or not section.tokenizer:
+        inputs = [Input(init_field, os.path.join(init, "checkpoints") if init else "",
+                        f"a run directory with checkpoints/ (a converted model: {CONVERT_HINT})")]
+    else:  # a random init of the model preset
+        inputs = [Input(init_field, section.tokenizer, "the tokenizer.json the random init is trained with")]
     task = section.task
     inputs.append(_under_root(root_field, section.data_root, task.path,
                               f"the {task.kind} files as released (task.path={task.path!r})"))
@@ -369,7 +373,8 @@ def finetune_stage(name: str, section, kind: str, workdir: str, hardware, title:
     train, optim = section.train, section.optim
     per_row = " per option" if kind == FinetuneKind.MCQ else ""
     settings = [
-        ("model", f"{init or '(init_checkpoint not set)'}; method {method}"),
+        ("model", f"{init or (f'random init of {section.model}' if section.tokenizer else '(init_checkpoint not set)')}; "
+                  f"method {method}"),
         ("task", f"{task.kind} under {section.data_root or '(data_root not set)'}; " + _splits(section, kind)),
         *_mesh_settings(section, hardware),
         ("batch", f"{train.batch_size} examples x up to {section.max_len} tokens{per_row} "
@@ -389,7 +394,7 @@ def finetune_stage(name: str, section, kind: str, workdir: str, hardware, title:
         aot = [o for o in _overrides(section, base) if not o.startswith(
             ("--config.init_checkpoint", "--config.data_root", "--config.tokenizer", "--config.checkpoint.",
              "--config.logging.", "--config.distributed.", "--config.model="))]
-        notes.append(("aot_check", _join(["python", "-m", "experiments.aot_check",
+        notes.append(("aot_check", command_line(["python", "-m", "experiments.aot_check",
                                           f"--config=configs/finetune_{kind}.py:{section.preset}",
                                           f"--config.model={section.model}", f"--devices={hardware.devices}",
                                           f"--accelerator={hardware.accelerator}", *aot])))
@@ -509,10 +514,10 @@ def _cli_value(value: Any) -> str:
 
 
 def _command(module: str, config: str, section, base, args: list[str]) -> str:
-    return _join(["python", "-m", module, f"--config={config}", *args, *_overrides(section, base)])
+    return command_line(["python", "-m", module, f"--config={config}", *args, *_overrides(section, base)])
 
 
-def _join(argv: list[str]) -> str:
+def command_line(argv: list[str]) -> str:
     return " ".join(map(_quote, argv))
 
 
@@ -591,8 +596,12 @@ def make_plan(cfg, stages: list[Stage], selected: list[Stage], workdir: str) -> 
 def print_plan(plan: Plan) -> None:
     hw = plan.hardware
     print(f"{plan.experiment} ({plan.preset}) -> {plan.workdir}")
-    print(f"hardware: paper {hw['paper']}")
-    print(f"          target {hw['target']}: {hw['devices']} device(s) on {hw['hosts']} host(s)")
+    target = f"target {hw['target']}: {hw['devices']} device(s) on {hw['hosts']} host(s)"
+    if hw.get("paper"):
+        print(f"hardware: paper {hw['paper']}")
+        print(f"          {target}")
+    else:
+        print(f"hardware: {target}")
     for i, planned in enumerate(plan.stages, 1):
         print(f"\n[{i}/{len(plan.stages)}] {planned.stage.name}: {planned.stage.title}")
         for key, value in planned.fields().items():

@@ -2,7 +2,9 @@
 
     python -m experiments.quickstart --workdir=runs/quickstart [--config.pretrain.train.steps=800 ...]
 
-Sections are the configs each stage runs with (any field can be overridden from the command line):
+Stages (biomed_jax/papers/quickstart.py; --stages takes groups or names, --plan prints them): data,
+pretrain, zero_shot, mcq, mcq_random_init, sft_lora. Sections are the configs the stages run with (any
+field can be overridden from the command line):
   data      configs/data.py:quickstart       the world -> clean -> tokenizer -> TFDS dataset
   pretrain  configs/pretrain.py:mini         domain pretraining of the mini GPT-2
   mcq       configs/finetune_mcq.py:synthetic  MCQ fine-tuning (option_loglik head), from the pretrained
@@ -19,6 +21,8 @@ from configs import data, finetune_mcq, finetune_sft, pretrain
 
 def get_config() -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
+    cfg.experiment, cfg.preset = "quickstart", "default"
+    cfg.hardware = ml_collections.ConfigDict(dict(target="this machine (CPU)", accelerator="", devices=1, hosts=1))
     cfg.data = data.get_config("quickstart")
     cfg.pretrain = pretrain.get_config("mini")
     cfg.pretrain.train.steps = 500

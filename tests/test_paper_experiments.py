@@ -88,6 +88,40 @@ def test_medalpaca_plan_compares_three_methods_on_8_h100():
     assert "init_checkpoint = (not set)" in out.external_inputs
 
 
+def test_quickstart_plan_runs_the_story_in_six_stages_on_this_machine():
+    from biomed_jax.papers import quickstart
+    cfg = importlib.import_module("configs.quickstart").get_config()
+    stages = quickstart.build(cfg, "runs/q")
+    plan = S.make_plan(cfg, stages, stages, "runs/q")
+    assert [p.stage.name for p in plan.stages] == ["data", "pretrain", "zero_shot", "mcq", "mcq_random_init",
+                                                   "sft_lora"]
+    assert plan.ok and plan.external_inputs == []   # the world is generated: nothing to bring
+    assert _stage(plan, "mcq")["model"] == "runs/q/pretrain; method full"
+    assert _stage(plan, "mcq_random_init")["model"] == "random init of mini; method full"
+    assert "--config.tokenizer=runs/q/pretrain/tokenizer.json" in _stage(plan, "mcq_random_init")["command"]
+    assert _stage(plan, "sft_lora")["model"].startswith("runs/q/pretrain; method lora (rank 8")
+    assert _stage(plan, "zero_shot")["command"] == "python -m experiments.quickstart --workdir=runs/q --stages=zero_shot"
+
+
+@pytest.mark.slow   # about 2 min on 2 cores
+def test_quickstart_runs_every_stage_and_writes_the_table_and_plot(tmp_path):
+    workdir = str(tmp_path / "q")
+    run_cli("experiments.quickstart", f"--workdir={workdir}", "--config.pretrain.train.steps=20",
+            "--config.pretrain.train.eval_every=20", "--config.mcq.train.epochs=1", "--config.sft.train.epochs=1",
+            timeout=900)
+    with open(os.path.join(workdir, "results.json")) as f:
+        rows = json.load(f)["rows"]
+    assert [r["model"] for r in rows] == [
+        "chance", "mini, domain-pretrained, zero-shot (option log-likelihood)",
+        "mini, MCQ fine-tuning, domain-pretrained", "mini, MCQ fine-tuning, random init (no pretraining)",
+        "mini, lora SFT, domain-pretrained"]
+    assert rows[0]["dev_accuracy"] == 0.25 and all(_accuracy(r["test_accuracy"]) for r in rows)
+    assert os.path.getsize(os.path.join(workdir, "loss.png")) > 10_000
+    assert run_cli("experiments.quickstart", f"--workdir={workdir}", "--config.pretrain.train.steps=20",
+                   "--config.pretrain.train.eval_every=20", "--config.mcq.train.epochs=1",
+                   "--config.sft.train.epochs=1").stdout.count("done, skipped") == 6
+
+
 def test_plan_fails_when_the_batch_does_not_fit_the_mesh():
     plan = _plan("biomedlm", **{"pretrain.train.batch_size": 1000})
     assert not plan.ok and not plan.stage("pretrain").ok and plan.stage("finetune/medqa").ok

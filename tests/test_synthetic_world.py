@@ -7,11 +7,13 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 
 from biomed_jax.synthetic.defaults import WORLD_DEFAULTS
 from biomed_jax.synthetic import generate as synthetic_generate
 from biomed_jax.synthetic.generate import generate_world
+from biomed_jax.synthetic.phrasing import Text
 from biomed_jax.synthetic.vocabulary import ADVERSE_EFFECTS, ANTIMICROBIAL_SUFFIXES, GENE_FAMILIES, SYMPTOMS
 from biomed_jax.data.readers import ReadReport, read_jsonl, read_pubmed_xml
 from helpers import REPO_ROOT
@@ -105,6 +107,35 @@ def test_same_options_give_identical_bytes_and_another_seed_differs(world, tmp_p
     assert third["terms.txt"] != first["terms.txt"]
     assert third["pubmed/world_abstracts_0000.xml.gz"] != first["pubmed/world_abstracts_0000.xml.gz"]
     assert third["medqa/test.jsonl"] != first["medqa/test.jsonl"]
+
+
+def test_a_template_draws_its_numbers_only_when_it_is_chosen():
+    """Text.say picks a template first; only the chosen one's numeric slots (and callable slots) are drawn,
+    left to right, in the ranges the template names."""
+    plain = "{drug} was well tolerated."
+    numeric = "{drug} helped {pct:8-30}% of {int:3-12} cohorts ({pval}; {pval:ns}; {num:0.10-2.00} {pick:nM|pM}) {fact}"
+    chosen, calls = set(), []
+    for seed in range(16):
+        t, ref = Text(np.random.default_rng(seed)), np.random.default_rng(seed)
+        calls.clear()
+        said = t.say((plain, numeric), drug="Zefatinib", fact=lambda: calls.append(1) or "Zefatinib works.")
+        k = int(ref.integers(2))  # the pick is the only draw both kinds of template make
+        chosen.add(k)
+        if k == 0:
+            assert said == "Zefatinib was well tolerated." and not calls
+            assert t.rng.bit_generator.state == ref.bit_generator.state  # no number drawn for `numeric`
+            continue
+        m = re.fullmatch(r"Zefatinib helped (\d+\.\d)% of (\d+) cohorts \((P [<=] [\d.]+); P = (0\.\d\d); "
+                         r"(\d\.\d\d) (nM|pM)\) Zefatinib works\.", said)
+        assert m, said
+        assert 8 <= float(m[1]) <= 30 and 3 <= int(m[2]) <= 12 and 0.12 <= float(m[4]) <= 0.91
+        assert 0.1 <= float(m[5]) <= 2 and calls == [1]
+        # drawn in the order they appear, nothing else: the same draws made by hand end in the same state
+        assert m[1] == f"{ref.uniform(8, 30):.1f}" and int(m[2]) == ref.integers(3, 13)
+        _, p_ns, num, word = ref.integers(6), ref.uniform(0.12, 0.91), ref.uniform(0.1, 2), ref.integers(2)
+        assert (m[4], m[5], m[6]) == (f"{p_ns:.2f}", f"{num:.2f}", ("nM", "pM")[word])
+        assert t.rng.bit_generator.state == ref.bit_generator.state
+    assert chosen == {0, 1}
 
 
 def test_world_json_lists_every_file_with_its_hash(world):

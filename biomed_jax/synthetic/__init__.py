@@ -12,7 +12,8 @@ Everything is a pure function of the options: one numpy Generator stream per par
 `seed`, and deterministic gzip headers, so the same options give byte-identical files.
 
 The package: `defaults` (the options; configs read them without importing the rest), `vocabulary` and
-`facts` (names and the fact graph), `phrasing` (how a fact is said), one module per released format
-(`abstracts` and `pubmed`, `guidelines`, `replay`, `questions`: MedQA, PubMedQA, MedAlpaca), `writing`
-(byte-stable writers) and `generate` (generate_world).
+`facts` (names and the fact graph), `phrasing` (how a fact is said, and `Text`: templates are data, and a
+template's random numbers are drawn only when it is chosen), one module per released format (`abstracts`
+with its templates in `abstract_templates`, and `pubmed`, `guidelines`, `replay`, `questions`: MedQA,
+PubMedQA, MedAlpaca), `writing` (byte-stable writers) and `generate` (generate_world).
 """

@@ -1,103 +1,36 @@
 """PubMed-style abstracts (trials, mechanisms, genetics, cases, reviews, microbiology, safety,
-epidemiology), each stating facts among filler sentences."""
+epidemiology), each stating facts among filler sentences (their templates: abstract_templates)."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from biomed_jax.synthetic.abstract_templates import (
+    BACKGROUND_FILLER, CASE, CASE_FILLER, CONCLUSION_FILLER, DESIGNS, ENDPOINTS, EPIDEMIOLOGY, GENETICS,
+    LAB_FILLER, MECHANISM, METHODS_FILLER, MICROBIOLOGY, RESULTS_FILLER, REVIEW, REVIEW_FILLER, SAFETY, TRIAL)
 from biomed_jax.synthetic.facts import Fact, World
-from biomed_jax.synthetic.phrasing import an, cap, cause_of, describe_disease, describe_gene, state, Text
+from biomed_jax.synthetic.phrasing import an, cause_of, describe_disease, describe_gene, state, Text
 
 
-BACKGROUND_FILLER = (
-    "{disease} is associated with substantial morbidity and reduced quality of life.",
-    "Treatment options for {disease} have historically been limited.",
-    "The long-term outcomes of patients with {disease} remain poorly characterized.",
-    "Diagnostic delay is common in {disease}.",
-    "Evidence from controlled studies in {disease} is scarce.",
-    "Little is known about the real-world management of {disease}.",
-    "The clinical course of {disease} is heterogeneous.",
-)
-CONCLUSION_FILLER = (
-    "Further studies are warranted to confirm these findings.",
-    "These results should inform clinical practice.",
-    "Larger studies with longer follow-up are needed.",
-    "Our findings have implications for the design of future trials.",
-    "Long-term surveillance remains advisable.",
-    "These data add to the growing evidence base.",
-)
-ENDPOINTS = ("clinical remission at week {wk}", "a 50% reduction in symptom score at week {wk}",
-             "time to disease progression", "the change in a validated disease activity index at week {wk}",
-             "normalization of laboratory markers at week {wk}", "treatment failure at week {wk}")
-# Study details around the facts: they make abstracts realistic in length and different from each other
-# (so near-duplicate removal keeps them), and never mention a world entity or an adverse-effect term.
-METHODS_FILLER = (
-    "Eligible participants were aged {a} to {b} years.",
-    "Patients with severe renal or hepatic impairment were excluded.",
-    "The protocol was approved by the ethics committees of all participating centres.",
-    "All participants gave written informed consent.",
-    "Outcomes were assessed by investigators unaware of treatment assignment.",
-    "Missing data were handled by multiple imputation.",
-    "The study was registered before enrolment (registration number WR-{n}).",
-    "Follow-up visits took place every {k} weeks.",
-    "The sample size provided {pw}% power to detect an absolute difference of {d} percentage points.",
-    "Statistical analyses used mixed-effects models adjusted for baseline values.",
-    "Participants were recruited between {y1} and {y2}.",
-    "Adherence was monitored by pill counts and electronic diaries.",
-)
-RESULTS_FILLER = (
-    "The mean age of participants was {age} years, and {pct}% were women.",
-    "Baseline characteristics were balanced between groups.",
-    "Overall, {pct2}% of participants completed the study.",
-    "Effects were consistent across prespecified subgroups.",
-    "Quality-of-life scores improved by {d} points relative to baseline.",
-    "Median follow-up was {m} months.",
-    "Sensitivity analyses gave similar results.",
-    "{n2} participants withdrew before the final visit.",
-)
-LAB_FILLER = (
-    "Experiments were performed in triplicate and repeated on {k} separate days.",
-    "Selectivity was assessed against a panel of {n2} related proteins.",
-    "Dose-response curves were fitted with a four-parameter logistic model.",
-    "Results were confirmed in primary cells from {k} donors.",
-    "Compound exposure in plasma was measured by mass spectrometry.",
-    "Animal procedures followed institutional guidelines.",
-)
-CASE_FILLER = (
-    "On examination, vital signs were within normal limits.",
-    "Laboratory studies showed a mildly raised C-reactive protein.",
-    "The family history was unremarkable.",
-    "There was no history of recent travel or medication changes.",
-    "Imaging of the chest and abdomen was normal.",
-    "The patient was discharged after {k} days and remained well at {m} months.",
-)
-REVIEW_FILLER = (
-    "Diagnosis relies on clinical assessment supported by laboratory testing.",
-    "Early recognition improves long-term outcomes.",
-    "Management should be individualized and reviewed regularly.",
-    "Prognosis has improved considerably over the past two decades.",
-    "Access to specialist care remains uneven across regions.",
-    "Several investigational therapies are in early clinical development.",
-)
+def _recruitment(t: Text) -> dict[str, Callable[[], int]]:
+    """The {start} and {end} slots of METHODS_FILLER: recruitment years, drawn only if a sentence asks."""
+    start = functools.cache(lambda: t.int(1998, 2016))
+    return {"start": start, "end": lambda: start() + t.int(1, 6)}
 
 
-def _filler(t: "Text", pool: Sequence[str], lo: int, hi: int) -> list[str]:
-    """lo..hi distinct sentences from `pool` with fresh numbers."""
-    y1 = t.int(1998, 2016)
-    slots = {"a": t.int(12, 30), "b": t.int(60, 85), "n": t.int(10000, 99999), "k": t.int(2, 12),
-             "pw": t.pick([80, 85, 90]), "d": t.int(5, 25), "y1": y1, "y2": y1 + t.int(1, 6),
-             "age": t.int(25, 68), "pct": t.pct(35, 70), "pct2": t.pct(80, 97), "m": t.int(6, 60),
-             "n2": t.int(3, 60)}
+def _filler(t: Text, pool: Sequence[str], lo: int, hi: int) -> list[str]:
+    """lo..hi distinct sentences from `pool`, each with fresh numbers of its own."""
     idx = t.rng.choice(len(pool), size=min(t.int(lo, hi), len(pool)), replace=False)
-    return [pool[i].format(**slots) for i in idx]
+    return [t.fill(pool[i], **_recruitment(t)) for i in idx]
 
 
-DESIGNS = ("randomized, double-blind, placebo-controlled", "open-label, randomized",
-           "multicentre, randomized, double-blind", "phase 2, randomized, placebo-controlled",
-           "phase 3, randomized, double-blind")
+def _stated(t: Text, relation: str, head: str, tail: str) -> Callable[[], str]:
+    """A slot value: a sentence stating the fact, said only if the chosen template asks for it."""
+    return lambda: state(t, relation, head, tail)
 
 
 @dataclasses.dataclass
@@ -125,7 +58,7 @@ def _doc_trial(t: Text, w: World, drug: str, structured: bool, want: set) -> _Ab
     facts = {("treats", drug, disease)}
     wk = t.pick([8, 12, 16, 24, 26, 48, 52])
     n = t.int(40, 900)
-    background = describe_disease(t, w, disease, 1) + [t.fill(t.pick(BACKGROUND_FILLER), disease=disease)]
+    background = describe_disease(t, w, disease, 1) + [t.say(BACKGROUND_FILLER, disease=disease)]
     if t.chance(0.5) or {k[0] for k in want} & {"causes", "infects"}:
         sentence, key = cause_of(t, w, disease)
         background.insert(t.int(0, len(background)), sentence)
@@ -134,40 +67,21 @@ def _doc_trial(t: Text, w: World, drug: str, structured: bool, want: set) -> _Ab
         background.append(state(t, "inhibits", drug, d["target"]))
         facts.add(("inhibits", drug, d["target"]))
     design = t.pick(DESIGNS)
-    methods = [t.pick([
-        f"In this {design} trial, we randomly assigned {n} patients with {disease} to receive {drug} "
-        f"{d['dose']} mg or placebo for {wk} weeks.",
-        f"We conducted a {design} trial at {t.int(3, 60)} centres. Adults with {disease} (n = {n}) were "
-        f"assigned to {drug} {d['dose']} mg or placebo.",
-        f"A total of {n} patients with {disease} were enrolled in a {design} study comparing {drug} with "
-        f"placebo over {wk} weeks."]),
-        f"The primary endpoint was {t.pick(ENDPOINTS).format(wk=wk)}."]
+    slots = {"drug": drug, "disease": disease, "dose": d["dose"], "design": design, "n": n, "wk": wk}
+    methods = [t.say(TRIAL["methods"], **slots),
+               t.say(TRIAL["endpoint"], endpoint=t.render(t.pick(ENDPOINTS), wk=wk))]
     methods += _filler(t, METHODS_FILLER, 1, 3)
-    a, b = t.pct(45, 85), t.pct(8, 35)
-    results = _filler(t, RESULTS_FILLER, 1, 2) + [t.pick([
-        f"The primary endpoint was met by {a}% of patients in the {drug} group and {b}% in the placebo "
-        f"group ({t.pval()}).",
-        f"{drug} was superior to placebo for the primary endpoint ({a}% vs {b}%; {t.pval()}).",
-        f"Compared with placebo, {drug} increased the response rate from {b}% to {a}% ({t.pval()})."])]
+    results = _filler(t, RESULTS_FILLER, 1, 2) + [t.say(TRIAL["efficacy"], drug=drug)]
     for ae in d["aes"]:
-        results.append(t.pick([
-            f"The most common adverse event in the {drug} group was {ae} ({t.pct(8, 30)}%).",
-            state(t, "adverse_effect", drug, ae),
-            f"{cap(ae)} occurred in {t.pct(8, 30)}% of patients receiving {drug} and led to "
-            f"discontinuation in {t.pct(1, 6)}%."]))
+        results.append(t.say(TRIAL["adverse"], drug=drug, ae=ae,
+                             adverse_effect=_stated(t, "adverse_effect", drug, ae)))
         facts.add(("adverse_effect", drug, ae))
     if t.chance(0.4):
-        results.append(f"Serious adverse events were reported in {t.pct(2, 12)}% and {t.pct(2, 12)}% of "
-                       f"patients, respectively.")
+        results.append(t.say(TRIAL["serious"]))
     conclusions = [state(t, "treats", drug, disease)]
     if t.chance(0.6):
         conclusions.append(t.pick(CONCLUSION_FILLER))
-    title = t.pick([
-        f"{drug} versus placebo in {disease}: a randomized controlled trial",
-        f"Efficacy and safety of {drug} in patients with {disease}",
-        f"{drug} for the treatment of {disease}: results of a {design.split(',')[0]} trial",
-        f"A randomized trial of {drug} in adults with {disease}",
-        f"Long-term outcomes of {drug} therapy in {disease}"])
+    title = t.say(TRIAL["titles"], design_kind=design.split(",")[0], **slots)
     return _Abstract(title, _structure(t, structured, [
         ("BACKGROUND", background), ("METHODS", methods), ("RESULTS", results), ("CONCLUSIONS", conclusions)]),
         facts, ["Humans", "Adult", "Treatment Outcome", "Double-Blind Method", disease, drug],
@@ -179,34 +93,14 @@ def _doc_mechanism(t: Text, w: World, drug: str, structured: bool, want: set) ->
     d = w.drugs[drug]
     gene, disease = d["target"], d["disease"]
     facts = {("inhibits", drug, gene), ("treats", drug, disease)}
-    ic50 = t.pick([f"{t.rng.uniform(0.2, 90):.1f} nM", f"{t.rng.uniform(0.1, 2):.2f} \u00b5M"])
-    background = [describe_gene(t, w, gene), t.pick([
-        f"Increased {gene} activity has been observed in tissue from patients with {disease}.",
-        f"{drug} was developed for {disease}, but its molecular mode of action has not been fully described.",
-        f"The contribution of {gene} to {disease} remains incompletely understood."])]
-    methods = [t.pick([
-        f"We characterized {drug} in biochemical assays, {t.int(3, 12)} cell lines and a mouse model.",
-        f"Binding of {drug} was measured by surface plasmon resonance, and its activity in "
-        f"{t.int(3, 12)} cell lines.",
-        f"Kinetic assays, crystallography and knockdown experiments were used to define the target of {drug}."])]
-    methods += _filler(t, LAB_FILLER, 1, 3)
-    results = [t.pick([
-        f"{drug} inhibited {gene} with a half-maximal inhibitory concentration of {ic50}.",
-        f"{drug} bound {gene} with high affinity ({ic50}) and showed little activity against "
-        f"{t.int(40, 400)} other proteins.",
-        state(t, "inhibits", drug, gene)]),
-        t.pick([f"Inhibition reduced markers of {w.genes[gene]['process']} by {t.pct(30, 80)}%.",
-                f"Knockdown of {gene} reproduced the effects of {drug}.",
-                f"Treated animals showed a {t.pct(30, 80)}% reduction in disease scores."])]
-    conclusions = [t.pick([state(t, "inhibits", drug, gene),
-                           f"These data identify {gene} as the molecular target of {drug}."]),
-                   t.pick([f"They provide a mechanistic rationale for the use of {drug} in {disease}.",
-                           state(t, "treats", drug, disease)])]
-    title = t.pick([
-        f"{drug} inhibits {gene} and attenuates disease activity in models of {disease}",
-        f"Structural basis of {gene} inhibition by {drug}",
-        f"Preclinical characterization of {drug}, a selective {gene} inhibitor",
-        f"Targeting {gene} with {drug}: mechanism and therapeutic implications for {disease}"])
+    slots = {"drug": drug, "gene": gene, "disease": disease, "process": w.genes[gene]["process"],
+             "ic50": lambda: t.render(t.pick(MECHANISM["ic50"])),
+             "inhibits": _stated(t, "inhibits", drug, gene), "treats": _stated(t, "treats", drug, disease)}
+    background = [describe_gene(t, w, gene), t.say(MECHANISM["background"], **slots)]
+    methods = [t.say(MECHANISM["methods"], **slots)] + _filler(t, LAB_FILLER, 1, 3)
+    results = [t.say(MECHANISM["binding"], **slots), t.say(MECHANISM["effect"], **slots)]
+    conclusions = [t.say(MECHANISM["target"], **slots), t.say(MECHANISM["rationale"], **slots)]
+    title = t.say(MECHANISM["titles"], **slots)
     return _Abstract(title, _structure(t, structured, [
         ("BACKGROUND", background), ("METHODS", methods), ("RESULTS", results), ("CONCLUSIONS", conclusions)]),
         facts, ["Animals", "Mice", "Enzyme Inhibitors", gene, drug], ["Journal Article"])
@@ -218,32 +112,22 @@ def _doc_genetics(t: Text, w: World, disease: str, structured: bool, want: set) 
     gene = a["gene"]
     facts = {("causes", gene, disease)}
     n = t.int(5, 120)
-    k = t.int(2, min(n, 30) + 1)
+    variants = functools.cache(lambda: t.int(2, min(n, 30) + 1))
+    slots = {"gene": gene, "disease": disease, "n": n, "variants": variants,
+             "families": lambda: min(n, variants() + t.int(0, 20))}
     background = describe_disease(t, w, disease, 2)
     if t.chance(0.5):
-        background.append(t.fill(t.pick(BACKGROUND_FILLER), disease=disease))
-    methods = [t.pick([
-        f"We performed exome sequencing in {n} families affected by {disease}.",
-        f"Genome sequencing was carried out in {n} unrelated probands with {disease} and their relatives.",
-        f"We reviewed the genotypes and clinical records of {n} patients with {disease} from {t.int(2, 20)} "
-        f"centres."])] + _filler(t, METHODS_FILLER[:2] + METHODS_FILLER[9:11], 0, 2)
-    results = _filler(t, RESULTS_FILLER[:1], 0, 1) + [t.pick([
-        f"We identified {k} distinct pathogenic variants in {gene} in {min(n, k + t.int(0, 20))} families.",
-        f"Biallelic or heterozygous variants in {gene} were found in {t.pct(60, 98)}% of probands.",
-        f"All affected individuals carried a rare variant in {gene}, which was absent from unaffected relatives."]),
-        describe_gene(t, w, gene)]
+        background.append(t.say(BACKGROUND_FILLER, disease=disease))
+    methods = [t.say(GENETICS["methods"], **slots)] + _filler(t, METHODS_FILLER[:2] + METHODS_FILLER[9:11], 0, 2)
+    results = _filler(t, RESULTS_FILLER[:1], 0, 1) + [t.say(GENETICS["variants"], **slots), describe_gene(t, w, gene)]
     if t.chance(0.5):
-        results.append(f"Earlier onset was associated with truncating variants ({t.pval()}).")
+        results.append(t.say(GENETICS["onset"]))
     conclusions = [state(t, "causes", gene, disease)]
-    if a["drugs"] and (t.chance(0.35) or any(k_[0] == "treats" for k_ in want)):
-        drug = next((k_[1] for k_ in want if k_[0] == "treats"), None) or t.pick(a["drugs"])
-        conclusions.append(t.pick([f"Affected individuals responded to {drug}.", state(t, "treats", drug, disease)]))
+    if a["drugs"] and (t.chance(0.35) or any(k[0] == "treats" for k in want)):
+        drug = next((k[1] for k in want if k[0] == "treats"), None) or t.pick(a["drugs"])
+        conclusions.append(t.say(GENETICS["response"], drug=drug, treats=_stated(t, "treats", drug, disease)))
         facts.add(("treats", drug, disease))
-    title = t.pick([
-        f"Variants in {gene} cause {disease}",
-        f"Genetic architecture of {disease}: the role of {gene}",
-        f"Exome sequencing identifies {gene} variants in families with {disease}",
-        f"Genotype-phenotype correlations in {gene}-associated {disease}"])
+    title = t.say(GENETICS["titles"], **slots)
     return _Abstract(title, _structure(t, structured, [
         ("BACKGROUND", background), ("METHODS", methods), ("RESULTS", results), ("CONCLUSIONS", conclusions)]),
         facts, ["Humans", "Mutation", "Pedigree", "Genetic Predisposition to Disease", disease, gene],
@@ -257,36 +141,23 @@ def _doc_case(t: Text, w: World, disease: str, structured: bool, want: set) -> _
     d = w.drugs[drug]
     ae = next((k[2] for k in want if k[0] == "adverse_effect"), None) or t.pick(d["aes"])
     age, sex = t.int(6, 84), t.pick(["man", "woman"])
-    he = "He" if sex == "man" else "She"
-    weeks = t.int(2, 30)
+    weeks = functools.cache(lambda: t.int(2, 30))
     s1, s2, _ = t.shuffled(a["symptoms"])
+    slots = {"disease": disease, "drug": drug, "dose": d["dose"], "ae": ae, "age": age, "an_age": an(age),
+             "sex": sex, "He": "He" if sex == "man" else "She", "weeks": weeks, "an_weeks": lambda: an(weeks()),
+             "s1": s1, "s2": s2, "gene": a["gene"], "org": a["organism"],
+             "adverse_effect": _stated(t, "adverse_effect", drug, ae), "treats": _stated(t, "treats", drug, disease)}
     facts = {("treats", drug, disease), ("adverse_effect", drug, ae)}
     if a["gene"]:
-        finding = t.pick([f"Genetic testing revealed a pathogenic variant in {a['gene']}.",
-                          f"Sequencing identified a heterozygous {a['gene']} variant."])
+        finding = t.say(CASE["gene_finding"], **slots)
         facts.add(("causes", a["gene"], disease))
     else:
-        finding = t.pick([f"Blood cultures grew {a['organism']}.",
-                          f"Polymerase chain reaction was positive for {a['organism']}."])
+        finding = t.say(CASE["organism_finding"], **slots)
         facts.add(("infects", a["organism"], disease))
-    text = [
-        t.pick([f"We describe {an(age)} {age}-year-old {sex} who presented with {s1} and {s2}.",
-                f"{cap(an(age))} {age}-year-old {sex} was referred with {an(weeks)} {weeks}-week history of {s1} and {s2}."]),
-        *_filler(t, CASE_FILLER[:5], 1, 2),
-        finding,
-        t.pick([f"A diagnosis of {disease} was made and treatment with {drug} was started.",
-                f"{he} was diagnosed with {disease} and received {drug} {d['dose']} mg.",
-                f"{disease} was diagnosed, and {drug} was initiated."]),
-        t.pick([f"After {t.int(2, 16)} weeks, the patient developed {ae}, which resolved after dose reduction.",
-                f"The course was complicated by {ae}, a recognized adverse effect of {drug}.",
-                f"Symptoms improved, although {ae} required temporary interruption of {drug}."]),
-        *_filler(t, CASE_FILLER[5:], 0, 1),
-        t.pick([f"This case illustrates the typical course of {disease} and the need to monitor for {ae} "
-                f"during {drug} therapy.", state(t, "adverse_effect", drug, ae),
-                state(t, "treats", drug, disease)])]
-    title = t.pick([f"{disease} treated with {drug}: a case report",
-                    f"{cap(ae)} during {drug} therapy for {disease}",
-                    f"An unusual presentation of {disease} in {an(age)} {age}-year-old {sex}"])
+    text = [t.say(CASE["presentation"], **slots), *_filler(t, CASE_FILLER[:5], 1, 2), finding,
+            t.say(CASE["diagnosis"], **slots), t.say(CASE["course"], **slots),
+            *_filler(t, CASE_FILLER[5:], 0, 1), t.say(CASE["lesson"], **slots)]
+    title = t.say(CASE["titles"], **slots)
     return _Abstract(title, [("", " ".join(text))], facts, ["Humans", "Male" if sex == "man" else "Female",
                                                              disease, drug], ["Case Reports"])
 
@@ -311,12 +182,8 @@ def _doc_review(t: Text, w: World, disease: str, structured: bool, want: set) ->
                 text.append(state(t, "adverse_effect", drug, ae))
                 facts.add(("adverse_effect", drug, ae))
     text += _filler(t, REVIEW_FILLER, 1, 3)
-    text.append(t.pick(["This review summarizes current evidence and highlights open questions.",
-                        "We discuss diagnostic strategies and emerging therapies.",
-                        "Areas of uncertainty and priorities for research are outlined."]))
-    title = t.pick([f"{disease}: current concepts in diagnosis and treatment",
-                    f"Advances in the management of {disease}",
-                    f"{disease}: an update for clinicians", f"Pathogenesis and therapy of {disease}"])
+    text.append(t.say(REVIEW["scope"]))
+    title = t.say(REVIEW["titles"], disease=disease)
     return _Abstract(title, [("", " ".join(text))], facts, ["Humans", disease], ["Journal Article", "Review"])
 
 
@@ -325,28 +192,21 @@ def _doc_microbiology(t: Text, w: World, disease: str, structured: bool, want: s
     a = w.diseases[disease]
     org = a["organism"]
     facts = {("infects", org, disease)}
-    n = t.int(20, 600)
-    background = describe_disease(t, w, disease, 1) + [t.pick([
-        f"{org} is a {w.organisms[org]['gram']} organism of increasing clinical importance.",
-        f"The epidemiology of {org} is poorly described."])]
-    methods = [t.pick([f"We collected {n} isolates from patients with {disease} over {t.int(2, 10)} years.",
-                       f"Clinical isolates (n = {n}) were tested by broth microdilution.",
-                       f"We prospectively enrolled {n} patients with suspected {disease}."])]
+    slots = {"org": org, "disease": disease, "gram": w.organisms[org]["gram"], "n": t.int(20, 600),
+             "infects": _stated(t, "infects", org, disease)}
+    background = describe_disease(t, w, disease, 1) + [t.say(MICROBIOLOGY["background"], **slots)]
+    methods = [t.say(MICROBIOLOGY["methods"], **slots)]
     methods += _filler(t, METHODS_FILLER[4:6] + METHODS_FILLER[10:11] + LAB_FILLER[:3], 1, 2)
-    results = [t.pick([f"{org} was isolated in {t.pct(70, 99)}% of confirmed cases.", state(t, "infects", org, disease)])]
+    results = [t.say(MICROBIOLOGY["isolation"], **slots)]
     drug = next((k[1] for k in want if k[0] == "treats"), None) or t.pick(a["drugs"])
-    results.append(t.pick([f"All isolates were susceptible to {drug}.",
-                           f"{drug} cleared the infection in {t.pct(75, 98)}% of treated patients."]))
-    conclusions = [t.pick([state(t, "infects", org, disease), f"{org} remains the cause of {disease}."]),
-                   state(t, "treats", drug, disease)]
+    results.append(t.say(MICROBIOLOGY["susceptibility"], drug=drug))
+    conclusions = [t.say(MICROBIOLOGY["cause"], **slots), state(t, "treats", drug, disease)]
     facts.add(("treats", drug, disease))
     if t.chance(0.3) or any(k[0] == "adverse_effect" for k in want):
         ae = w.drugs[drug]["aes"][0]
-        conclusions.append(f"Monitoring for {ae} is advised during {drug} therapy.")
+        conclusions.append(t.say(MICROBIOLOGY["monitoring"], ae=ae, drug=drug))
         facts.add(("adverse_effect", drug, ae))
-    title = t.pick([f"Clinical and microbiological features of {disease} caused by {org}",
-                    f"Antimicrobial susceptibility of {org} isolates from patients with {disease}",
-                    f"{org} and {disease}: a {t.int(2, 12)}-year surveillance study"])
+    title = t.say(MICROBIOLOGY["titles"], **slots)
     return _Abstract(title, _structure(t, structured, [
         ("BACKGROUND", background), ("METHODS", methods), ("RESULTS", results), ("CONCLUSIONS", conclusions)]),
         facts, ["Humans", "Microbial Sensitivity Tests", disease, org], ["Journal Article"])
@@ -358,23 +218,15 @@ def _doc_safety(t: Text, w: World, drug: str, structured: bool, want: set) -> _A
     disease = d["disease"]
     ae = next((k[2] for k in want if k[0] == "adverse_effect"), None) or t.pick(d["aes"])
     facts = {("adverse_effect", drug, ae), ("treats", drug, disease)}
-    n = t.int(200, 20000)
-    background = [state(t, "treats", drug, disease), t.pick([
-        f"Post-marketing data on the safety of {drug} are limited.",
-        f"The safety profile of {drug} in routine practice has not been described."])]
-    methods = [t.pick([f"We analysed {n:,} reports in a national pharmacovigilance database.",
-                       f"This retrospective cohort included {n:,} patients who started {drug} between "
-                       f"{t.int(2005, 2014)} and {t.int(2015, 2023)}.",
-                       f"We performed a disproportionality analysis of {n:,} spontaneous reports."])]
+    slots = {"drug": drug, "disease": disease, "ae": ae, "n": t.int(200, 20000),
+             "adverse_effect": _stated(t, "adverse_effect", drug, ae)}
+    background = [state(t, "treats", drug, disease), t.say(SAFETY["background"], **slots)]
+    methods = [t.say(SAFETY["methods"], **slots)]
     methods += _filler(t, METHODS_FILLER[5:6] + METHODS_FILLER[9:11], 1, 2)
-    results = [t.pick([f"{cap(ae)} was reported in {t.pct(5, 25)}% of patients treated with {drug}.",
-                       state(t, "adverse_effect", drug, ae),
-                       f"The reporting odds ratio for {ae} with {drug} was {t.rng.uniform(2, 12):.1f}."]),
-               f"Median time to onset was {t.int(2, 30)} weeks."] + _filler(t, RESULTS_FILLER[:1] + RESULTS_FILLER[5:7], 0, 2)
+    results = [t.say(SAFETY["incidence"], **slots), t.say(SAFETY["onset"])]
+    results += _filler(t, RESULTS_FILLER[:1] + RESULTS_FILLER[5:7], 0, 2)
     conclusions = [state(t, "adverse_effect", drug, ae)]
-    title = t.pick([f"{cap(ae)} associated with {drug}: a pharmacovigilance study",
-                    f"Incidence of {ae} in patients treated with {drug} for {disease}",
-                    f"Real-world safety of {drug} in {disease}"])
+    title = t.say(SAFETY["titles"], **slots)
     return _Abstract(title, _structure(t, structured, [
         ("BACKGROUND", background), ("METHODS", methods), ("RESULTS", results), ("CONCLUSIONS", conclusions)]),
         facts, ["Humans", "Adverse Drug Reaction Reporting Systems", drug], ["Journal Article"])
@@ -384,16 +236,12 @@ def _doc_epidemiology(t: Text, w: World, disease: str, structured: bool, want: s
     """A registry or cohort description of a disease: its cause and presentation."""
     cause, key = cause_of(t, w, disease)
     n = t.int(50, 5000)
-    background = [t.fill(t.pick(BACKGROUND_FILLER), disease=disease)]
-    methods = [t.pick([f"We analysed a national registry of {n:,} patients with {disease}.",
-                       f"This population-based study identified {n:,} cases of {disease} over {t.int(5, 25)} years."])]
-    methods += _filler(t, METHODS_FILLER[9:11], 0, 2)
-    results = describe_disease(t, w, disease, 2) + [cause, f"The median age at diagnosis was {t.int(4, 70)} years."]
+    background = [t.say(BACKGROUND_FILLER, disease=disease)]
+    methods = [t.say(EPIDEMIOLOGY["methods"], n=n, disease=disease)] + _filler(t, METHODS_FILLER[9:11], 0, 2)
+    results = describe_disease(t, w, disease, 2) + [cause, t.say(EPIDEMIOLOGY["age"])]
     results += _filler(t, RESULTS_FILLER[5:7], 0, 1)
     conclusions = [t.pick(CONCLUSION_FILLER)]
-    title = t.pick([f"Prevalence and clinical spectrum of {disease}: a registry study",
-                    f"The natural history of {disease} in a population-based cohort",
-                    f"Epidemiology of {disease} over {t.int(5, 25)} years"])
+    title = t.say(EPIDEMIOLOGY["titles"], disease=disease)
     return _Abstract(title, _structure(t, structured, [
         ("BACKGROUND", background), ("METHODS", methods), ("RESULTS", results), ("CONCLUSIONS", conclusions)]),
         {key}, ["Humans", "Registries", "Prevalence", disease], ["Journal Article"])

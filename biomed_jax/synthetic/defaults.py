@@ -7,7 +7,7 @@ from typing import Any
 
 # Bumped whenever the generator's output for the same options changes; a world written by another
 # version is refused rather than silently reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 WORLD_DEFAULTS: dict[str, Any] = {
     "seed": 0,                       # the one seed every random stream is derived from

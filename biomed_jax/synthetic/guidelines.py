@@ -19,51 +19,53 @@ GENERIC_RECOMMENDATIONS = (
 )
 
 
+# Recommendations restating the disease's facts (each becomes "Recommendation k: ... (grade).").
+DIAGNOSIS = {
+    "gene": (
+        "In patients with suspected {disease}, sequencing of {gene} is recommended to confirm the diagnosis, "
+        "because pathogenic {gene} variants cause the disease",
+        "Genetic testing for variants in {gene}, the causal gene of {disease}, should be offered to patients and "
+        "their first-degree relatives"),
+    "organism": (
+        "Microbiological testing for {org}, the causative agent of {disease}, should be performed in every "
+        "suspected case",
+        "Because {disease} is caused by {org}, culture or PCR for the organism is recommended before treatment"),
+}
+TREATMENT = {
+    "first": ("In adults with {disease}, {drug} is recommended as first-line therapy",
+              "{drug} is recommended as initial treatment for {disease}"),
+    "alternative": ("{drug} is recommended as an alternative treatment for {disease}",
+                    "In patients with {disease} who cannot take {first}, {drug} is an effective option"),
+    "target": ("Clinicians should note that {drug} acts by inhibiting {gene}; combining it with other {gene} "
+               "inhibitors is not recommended",
+               "{drug}, a {gene} inhibitor, should be taken at a dose of {dose} mg as labelled"),
+    "monitoring": ("Patients treated with {drug} should be monitored for {ae} at baseline and every {int:2-12} weeks",
+                   "Because {drug} can cause {ae}, patients should be counselled about its early signs"),
+}
+INTRO = ("This guideline from the {society} updates recommendations for the diagnosis and management of {disease}.",
+         "The {society} convened a panel to review the evidence on {disease}.")
+TITLES = ("{society}: {year} guideline for the diagnosis and management of {disease}",
+          "Management of {disease}: {year} recommendations of the {society}",
+          "{disease}: clinical practice guideline ({abbreviation}, {year})")
+
+
 def guideline(t: Text, w: World, disease: str, society: tuple[str, str], year: int) -> dict:
     """One guideline document of numbered recommendations restating the disease's facts."""
     a = w.diseases[disease]
-    recs: list[str] = []
-    if a["gene"]:
-        recs.append(t.pick([
-            f"In patients with suspected {disease}, sequencing of {a['gene']} is recommended to confirm the "
-            f"diagnosis, because pathogenic {a['gene']} variants cause the disease",
-            f"Genetic testing for variants in {a['gene']}, the causal gene of {disease}, should be offered to "
-            f"patients and their first-degree relatives"]))
-    else:
-        recs.append(t.pick([
-            f"Microbiological testing for {a['organism']}, the causative agent of {disease}, should be "
-            f"performed in every suspected case",
-            f"Because {disease} is caused by {a['organism']}, culture or PCR for the organism is recommended "
-            f"before treatment"]))
+    recs = [t.say(DIAGNOSIS["gene" if a["gene"] else "organism"], disease=disease, gene=a["gene"],
+                  org=a["organism"])]
     drugs = t.shuffled(a["drugs"])
-    treatment = []
     for k, drug in enumerate(drugs):
         d = w.drugs[drug]
-        if k == 0:
-            treatment.append(t.pick([f"In adults with {disease}, {drug} is recommended as first-line therapy",
-                                     f"{drug} is recommended as initial treatment for {disease}"]))
-        else:
-            treatment.append(t.pick([f"{drug} is recommended as an alternative treatment for {disease}",
-                                     f"In patients with {disease} who cannot take {drugs[0]}, {drug} is "
-                                     f"an effective option"]))
+        recs.append(t.say(TREATMENT["first" if k == 0 else "alternative"], drug=drug, disease=disease,
+                          first=drugs[0]))
         if d["target"] and t.chance(0.7):
-            treatment.append(t.pick([f"Clinicians should note that {drug} acts by inhibiting {d['target']}; "
-                                     f"combining it with other {d['target']} inhibitors is not recommended",
-                                     f"{drug}, a {d['target']} inhibitor, should be taken at a dose of "
-                                     f"{d['dose']} mg as labelled"]))
+            recs.append(t.say(TREATMENT["target"], drug=drug, gene=d["target"], dose=d["dose"]))
         for ae in d["aes"]:
-            treatment.append(t.pick([f"Patients treated with {drug} should be monitored for {ae} at baseline "
-                                     f"and every {t.int(2, 12)} weeks",
-                                     f"Because {drug} can cause {ae}, patients should be counselled about "
-                                     f"its early signs"]))
-    recs += treatment
+            recs.append(t.say(TREATMENT["monitoring"], drug=drug, ae=ae))
     extra = [t.fill(s, disease=disease) for s in t.shuffled(list(GENERIC_RECOMMENDATIONS))[:t.int(1, 3)]]
     recs += [r.rstrip(".") for r in extra]
-    intro = " ".join(describe_disease(t, w, disease, 2)) + " " + t.pick([
-        f"This guideline from the {society[0]} updates recommendations for the diagnosis and management of "
-        f"{disease}.", f"The {society[0]} convened a panel to review the evidence on {disease}."])
+    intro = " ".join(describe_disease(t, w, disease, 2) + [t.say(INTRO, society=society[0], disease=disease)])
     lines = [intro] + [f"Recommendation {i + 1}: {r} ({t.pick(GRADES)})." for i, r in enumerate(recs)]
-    title = t.pick([f"{society[0]}: {year} guideline for the diagnosis and management of {disease}",
-                    f"Management of {disease}: {year} recommendations of the {society[0]}",
-                    f"{disease}: clinical practice guideline ({society[1].upper()}, {year})"])
+    title = t.say(TITLES, society=society[0], year=year, disease=disease, abbreviation=society[1].upper())
     return {"title": title, "text": "\n".join(lines), "source": society[1]}

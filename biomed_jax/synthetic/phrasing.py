@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import string
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -11,7 +12,18 @@ from biomed_jax.synthetic.vocabulary import GENE_FAMILIES
 
 
 class Text:
-    """Random choices and numbers for one stream of text; every method draws from `rng` only."""
+    """Random choices and numbers for one stream of text; every method draws from `rng` only.
+
+    Templates are data: plain strings with named slots. `say` picks one template first and only then
+    draws the random numbers that the chosen template itself names, in the order they appear:
+        {int:3-12}    an integer from 3 to 12 (inclusive)
+        {pct:8-30}    a percentage from 8 to 30, one decimal ("17.4")
+        {num:0.10-2.00}  a number in that range, with as many decimals as its bounds are written with
+        {pval}        a significant P value ("P < 0.001"); {pval:ns} a non-significant one ("P = 0.43")
+        {pick:a|b|c}  one of the listed words
+    Any other slot is a keyword argument (with an optional format spec, "{n:,}"); a callable slot is
+    called at its first use in the template, so a value only some templates need is drawn only for them.
+    """
 
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
@@ -36,8 +48,62 @@ class Text:
     def shuffled(self, items: list) -> list:
         return [items[i] for i in self.rng.permutation(len(items))]
 
-    def fill(self, template: str, **slots) -> str:
-        return cap(template.format(**slots))
+    def render(self, template: str, **slots: Any) -> str:
+        """The template with its slots filled, numeric slots drawn left to right (no capitalising)."""
+        out, values = [], {}
+        for literal, field, spec, conversion in _FORMATTER.parse(template):
+            out.append(literal)
+            if field is None:
+                continue
+            if conversion:
+                raise ValueError(f"template slot {{{field}!{conversion}}}: conversions are not supported")
+            if field in _DRAWS:
+                out.append(_DRAWS[field](self, spec))
+                continue
+            if field not in values:
+                if field not in slots:
+                    raise KeyError(f"template slot {{{field}}} has no value in: {template!r}")
+                value = slots[field]
+                values[field] = value() if callable(value) else value
+            out.append(format(values[field], spec))
+        return "".join(out)
+
+    def fill(self, template: str, **slots: Any) -> str:
+        """The rendered template as a sentence: its first letter upper-cased."""
+        return cap(self.render(template, **slots))
+
+    def say(self, templates: str | Sequence[str], **slots: Any) -> str:
+        """One of `templates` (or the one template given as a string), chosen first, then filled."""
+        return self.fill(templates if isinstance(templates, str) else self.pick(templates), **slots)
+
+
+def _bounds(spec: str) -> tuple[str, str]:
+    lo, sep, hi = spec.partition("-")
+    if not (sep and lo and hi):
+        raise ValueError(f"a numeric template slot needs a range LO-HI, got {spec!r}")
+    return lo, hi
+
+
+def _num(t: Text, spec: str) -> str:
+    lo, hi = _bounds(spec)
+    decimals = max(len(lo.partition(".")[2]), len(hi.partition(".")[2]))
+    return f"{t.rng.uniform(float(lo), float(hi)):.{decimals}f}"
+
+
+def _pval(t: Text, spec: str) -> str:
+    if spec not in ("", "ns"):
+        raise ValueError(f"{{pval:{spec}}}: the only P value spec is 'ns' (not significant)")
+    return t.pval(spec != "ns")
+
+
+_FORMATTER = string.Formatter()
+_DRAWS: dict[str, Callable[[Text, str], str]] = {
+    "int": lambda t, spec: str(t.int(*map(int, _bounds(spec)))),
+    "pct": lambda t, spec: t.pct(*map(float, _bounds(spec))),
+    "num": _num,
+    "pval": _pval,
+    "pick": lambda t, spec: t.pick(spec.split("|")),
+}
 
 
 def an(number: int) -> str:
@@ -133,41 +199,46 @@ SLOT = {"treats": ("drug", "disease"), "inhibits": ("drug", "gene"), "causes": (
 def state(t: Text, relation: str, head: str, tail: str) -> str:
     """One sentence stating the fact, in a randomly chosen phrasing."""
     h, tl = SLOT[relation]
-    return t.fill(t.pick(STATEMENTS[relation]), **{h: head, tl: tail})
+    return t.say(STATEMENTS[relation], **{h: head, tl: tail})
+
+
+DISEASE_TRAITS = (
+    "{disease} typically presents with {s1} and {s2}.",
+    "Common manifestations of {disease} include {s1}, {s2} and {s3}.",
+    "{disease} mainly affects the {organ}.",
+    "{disease} affects approximately 1 in {prevalence:,} individuals.",
+    "Symptoms of {disease} usually begin in {onset}.",
+    "Patients with {disease} often report {s3}.",
+    "{disease} is a disorder of the {organ} that commonly begins in {onset}.",
+)
+AUTOSOMAL_TRAITS = ("{disease} is inherited in an {inheritance} pattern.",
+                    "{disease} is a rare {inheritance} disorder.")
+X_LINKED_TRAITS = ("{disease} shows {inheritance} inheritance.", "{disease} is a rare {inheritance} disorder.")
+INFECTIOUS_TRAITS = ("{disease} is transmitted {transmission}.",
+                     "Most infections leading to {disease} are acquired {transmission}.")
+TARGET_GENE = ("{gene} encodes {desc} involved in {process}.", "{gene} is {desc} that regulates {process}.",
+               "Aberrant {gene} activity drives {process}.")
+DISEASE_GENE = ("{gene} encodes {function}.", "The {gene} gene encodes {function}.", "{gene} codes for {function}.")
 
 
 def describe_disease(t: Text, w: World, disease: str, n: int = 2) -> list[str]:
     """Sentences on the disease's (consistent) attributes: symptoms, organ, prevalence, inheritance."""
     a = w.diseases[disease]
     s1, s2, s3 = a["symptoms"]
-    options = [
-        f"{disease} typically presents with {s1} and {s2}.",
-        f"Common manifestations of {disease} include {s1}, {s2} and {s3}.",
-        f"{disease} mainly affects the {a['organ']}.",
-        f"{disease} affects approximately 1 in {a['prevalence']:,} individuals.",
-        f"Symptoms of {disease} usually begin in {a['onset']}.",
-        f"Patients with {disease} often report {s3}.",
-        f"{disease} is a disorder of the {a['organ']} that commonly begins in {a['onset']}.",
-    ]
-    if a["inheritance"]:
-        options += [f"{disease} is inherited in an {a['inheritance']} pattern." if a["inheritance"][0] == "a"
-                    else f"{disease} shows {a['inheritance']} inheritance.",
-                    f"{disease} is a rare {a['inheritance']} disorder."]
-    else:
-        options += [f"{disease} is transmitted {a['transmission']}.",
-                    f"Most infections leading to {disease} are acquired {a['transmission']}."]
-    return [cap(options[i]) for i in t.rng.choice(len(options), size=min(n, len(options)), replace=False)]
+    inheritance = a["inheritance"]
+    options = DISEASE_TRAITS + (INFECTIOUS_TRAITS if not inheritance else
+                                AUTOSOMAL_TRAITS if inheritance.startswith("a") else X_LINKED_TRAITS)
+    slots = {"disease": disease, "s1": s1, "s2": s2, "s3": s3, "organ": a["organ"],
+             "prevalence": a["prevalence"], "onset": a["onset"], "inheritance": inheritance,
+             "transmission": a["transmission"]}
+    return [t.fill(options[i], **slots) for i in t.rng.choice(len(options), size=min(n, len(options)), replace=False)]
 
 
 def describe_gene(t: Text, w: World, gene: str) -> str:
     a = w.genes[gene]
     if a["role"] == "target":
-        desc = GENE_FAMILIES[a["family"]][0]
-        return t.pick([f"{gene} encodes {desc} involved in {a['process']}.",
-                       f"{gene} is {desc} that regulates {a['process']}.",
-                       f"Aberrant {gene} activity drives {a['process']}."])
-    return t.pick([f"{gene} encodes {a['function']}.", f"The {gene} gene encodes {a['function']}.",
-                   f"{gene} codes for {a['function']}."])
+        return t.say(TARGET_GENE, gene=gene, desc=GENE_FAMILIES[a["family"]][0], process=a["process"])
+    return t.say(DISEASE_GENE, gene=gene, function=a["function"])
 
 
 def cause_of(t: Text, w: World, disease: str) -> tuple[str, tuple[str, str, str]]:

@@ -20,6 +20,9 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 JOURNAL_FIELDS = ("Clinical Pharmacology", "Medical Genetics", "Infectious Diseases", "Internal Medicine",
                   "Translational Therapeutics", "Drug Safety", "Molecular Medicine", "Rare Diseases",
                   "Clinical Microbiology", "Experimental Therapeutics")
+# Records with no abstract: their publication type and the title prefix naming the record they concern.
+NOTICES = {"Comment": "Comment on: ", "Published Erratum": "Erratum to: ", "Letter": "Reply to: "}
+FORENAME_ENDINGS = ("a", "o", "an", "el", "is")
 PMID_BASE = 90_000_001          # corpus PMIDs; far above today's real ones
 PUBMEDQA_ID_BASE = 80_000_001   # PubMedQA item ids (their contexts are not corpus records)
 
@@ -105,14 +108,13 @@ def write_pubmed(out: str, opts: Mapping[str, Any], w: World, t: Text,
     journals = sorted({f"{names.eponym()} Journal of {field}" for field in JOURNAL_FIELDS}
                       | {f"Annals of {names.eponym()} {field}" for field in JOURNAL_FIELDS[:4]})
     surnames = [names.eponym() for _ in range(120)]
-    forenames = [names.eponym()[:-1].capitalize() + t.pick(["a", "o", "an", "el", "is"]) for _ in range(60)]
+    forenames = [names.eponym()[:-1].capitalize() + t.pick(FORENAME_ENDINGS) for _ in range(60)]
     # Entries: (title, sections, mesh, types); abstracts, then records with no abstract, then copies.
     entries: list[tuple[str, list, list, list]] = [(d.title, d.sections, d.mesh, d.pub_types) for d in docs]
     for _ in range(opts["records_without_abstract"]):
         other = t.pick(docs)
-        kind = t.pick(["Comment", "Published Erratum", "Letter"])
-        prefix = {"Comment": "Comment on: ", "Published Erratum": "Erratum to: ", "Letter": "Reply to: "}[kind]
-        entries.append((prefix + other.title, [], other.mesh[:2], [kind]))
+        kind = t.pick(tuple(NOTICES))
+        entries.append((NOTICES[kind] + other.title, [], other.mesh[:2], [kind]))
     # Copies are made of longer abstracts, so one edit keeps a near-copy above the dedup threshold.
     long_docs = [i for i, d in enumerate(docs) if sum(len(b.split()) for _, b in d.sections) >= 80]
     n_copies = opts["exact_duplicates"] + opts["near_duplicates"]
