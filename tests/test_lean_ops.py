@@ -1,4 +1,4 @@
-"""kernels/cpu/lean_ops: the same values and derivatives as the formulas they replace, with fewer saved arrays."""
+"""models/lean_ops: the same values and derivatives as the formulas they replace, with fewer saved arrays."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 from jax.ad_checkpoint import print_saved_residuals
 
-from biomed_jax.kernels.cpu.lean_ops import gelu_tanh, layer_norm, rms_norm, swiglu
+from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm, swiglu
 
 
 def saved_arrays_of_shape(capsys, f, args, shape: str) -> int:

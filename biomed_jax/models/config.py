@@ -145,6 +145,16 @@ class ModelConfig:
             return "cudnn"
         return "blocked" if self.kernel_impl == "cpu" else "xla"
 
+    def for_accelerator_compile(self) -> "ModelConfig":
+        """This config as experiments.aot_check compiles it on a CPU for a GPU or TPU: `auto` fields as an
+        accelerator resolves them (bfloat16, the xla kernels), except attention: XLA:CPU cannot compile
+        cuDNN's or splash's flash kernels, so `auto` attention compiles as `blocked`, which keeps its
+        probabilities once, in bfloat16 (the flash kernels keep less; XLA's attention keeps the whole
+        float32 score matrix)."""
+        return self.replace(dtype="bfloat16" if self.dtype == "auto" else self.dtype,
+                            kernels="xla" if self.kernels == "auto" else self.kernels,
+                            attention="blocked" if self.attention == "auto" else self.attention)
+
     def resolved(self) -> dict[str, str]:
         """What `auto` means on this backend, for the run's config.json and log."""
         return {"backend": jax.default_backend(), "dtype": jnp.dtype(self.compute_dtype).name,

@@ -4,8 +4,10 @@ Every parameter is created with logical axis names (see biomed_jax/sharding.py);
 constrained by logical names too. Params live in `param_dtype`; matmuls multiply in the compute dtype
 and accumulate in float32; norms, activations, softmax and logits are computed in float32.
 
-Written here in plain flax.nnx and jax ops (`model.kernels = xla`); with `model.kernels = cpu` the norms,
-projections and activations come from biomed_jax/kernels/cpu instead (same parameters, same values).
+The norms, GELU and SwiGLU have hand-written derivatives that keep one or two arrays for the backward
+pass (lean_ops.py), on every backend. Otherwise this is plain flax.nnx and jax (`model.kernels = xla`);
+with `model.kernels = cpu` the projections and the attention come from biomed_jax/kernels/cpu instead
+(same parameters, same values).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from biomed_jax.kernels import cpu
 from biomed_jax.kernels.splash import splash_attention
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.kv_cache import KVCache, cached_attention
+from biomed_jax.models.lean_ops import gelu_tanh, layer_norm, rms_norm, swiglu
 from biomed_jax.sharding import constrain
 
 BTD = ("activation_batch", "activation_length", "activation_embed")
@@ -35,7 +38,6 @@ def normal(std: float):
 
 def make_norm(cfg: ModelConfig, rngs: nnx.Rngs) -> nnx.Module:
     """LayerNorm (GPT-2) or RMSNorm (Llama); statistics in float32, output in the compute dtype."""
-    on_cpu = cfg.kernel_impl == "cpu"
     common = dict(
         epsilon=cfg.norm_eps,
         dtype=cfg.compute_dtype,
@@ -44,10 +46,26 @@ def make_norm(cfg: ModelConfig, rngs: nnx.Rngs) -> nnx.Module:
         rngs=rngs,
     )
     if cfg.norm == "layernorm":
-        # Two-pass variance, as torch computes it.
-        return (cpu.LayerNorm if on_cpu else nnx.LayerNorm)(
-            cfg.d_model, bias_init=partitioned(nnx.initializers.zeros, "norm"), use_fast_variance=False, **common)
-    return (cpu.RMSNorm if on_cpu else nnx.RMSNorm)(cfg.d_model, **common)
+        return LayerNorm(cfg.d_model, bias_init=partitioned(nnx.initializers.zeros, "norm"), use_fast_variance=False,
+                         **common)
+    return RMSNorm(cfg.d_model, **common)
+
+
+class LayerNorm(nnx.LayerNorm):
+    """nnx.LayerNorm over the last axis (two-pass variance, as torch computes it) with the lean gradient
+    of lean_ops.layer_norm: same parameters, same values, one saved array instead of four."""
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x, scale, bias = self.promote_dtype((x, self.scale[...], self.bias[...]), dtype=self.dtype)
+        return layer_norm(x, scale, bias, self.epsilon)
+
+
+class RMSNorm(nnx.RMSNorm):
+    """nnx.RMSNorm over the last axis with the lean gradient of lean_ops.rms_norm."""
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x, scale = self.promote_dtype((x, self.scale[...]), dtype=self.dtype)
+        return rms_norm(x, scale, self.epsilon)
 
 
 def _projection(cfg: ModelConfig, einsum: str, kernel_shape, kernel_axes, bias_shape, bias_axes,
@@ -83,20 +101,6 @@ def contract_in_order(subscripts: str, x: jax.Array, kernel: jax.Array, precisio
     dims = ((tuple(lhs.index(c) for c in contracted), tuple(rhs.index(c) for c in contracted)), ((), ()))
     return jax.lax.dot_general(x, kernel, dims, precision=precision, preferred_element_type=preferred_element_type,
                                out_sharding=out_sharding)
-
-
-def _float32(x: jax.Array) -> jax.Array:
-    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
-
-
-def gelu_tanh(x: jax.Array) -> jax.Array:
-    """GPT-2's `gelu_new`, computed in float32 and rounded once to x's dtype."""
-    return jax.nn.gelu(_float32(x), approximate=True).astype(x.dtype)
-
-
-def swiglu(gate: jax.Array, up: jax.Array) -> jax.Array:
-    """silu(gate) * up (Llama's MLP), computed in float32 and rounded once to gate's dtype."""
-    return (jax.nn.silu(_float32(gate)) * _float32(up)).astype(gate.dtype)
 
 
 def rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
@@ -184,11 +188,10 @@ class MLP(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         hidden_axes = ("activation_batch", "activation_length", "activation_mlp")
         up = constrain(self.up_proj(x), hidden_axes)
-        on_cpu = self.cfg.kernel_impl == "cpu"
         if self.cfg.mlp == "swiglu":
-            hidden = (cpu.swiglu if on_cpu else swiglu)(constrain(self.gate_proj(x), hidden_axes), up)
+            hidden = swiglu(constrain(self.gate_proj(x), hidden_axes), up)
         else:
-            hidden = (cpu.gelu_tanh if on_cpu else gelu_tanh)(up)
+            hidden = gelu_tanh(up)
         return self.down_proj(hidden)
 
 

@@ -413,7 +413,7 @@ def placeholder_task(cfg: ml_collections.ConfigDict, kind: str):
 def build_for_compile(cfg: ml_collections.ConfigDict, kind: str, devices: list) -> dict:
     """The fine-tuning run of `cfg` built from shapes alone, nothing allocated: {trainer, frozen, batch,
     model_cfg, n_trainable, n_total}. The model comes from init_checkpoint's recorded config (no weights
-    read) or, without one, from the `model` preset; compute dtype 'auto' is bfloat16, as on an accelerator."""
+    read) or, without one, from the `model` preset, compiled as for an accelerator (ModelConfig.for_accelerator_compile)."""
     from configs.models import model_preset
 
     validate(cfg, kind, len(devices))
@@ -424,8 +424,7 @@ def build_for_compile(cfg: ml_collections.ConfigDict, kind: str, devices: list) 
     else:
         model_cfg = ModelConfig.from_dict(model_preset(cfg.model))
     check_context(cfg.max_len, model_cfg, cfg.init_checkpoint or f"the {cfg.model} preset")
-    if model_cfg.dtype == "auto":
-        model_cfg = model_cfg.replace(dtype="bfloat16")
+    model_cfg = model_cfg.for_accelerator_compile()
     if cfg.remat:
         model_cfg = model_cfg.replace(remat=cfg.remat)
     if cfg.method != Method.FULL:

@@ -24,6 +24,7 @@ import ml_collections
 
 from biomed_jax.kinds import FinetuneKind
 from biomed_jax import sharding as shd
+from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.info import model_info
 
 GIB = 1024 ** 3
@@ -70,15 +71,12 @@ def per_device_bytes(tree: Any) -> int:
 
 
 def _accelerator_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy of cfg with model.dtype and model.kernels 'auto' resolved as on a GPU/TPU (bfloat16, the xla
-    kernels), not as on the CPU doing the compiling (float32, the cpu kernels): the check is for the
-    accelerator's run."""
+    """A copy of cfg whose model is compiled as on a GPU/TPU (ModelConfig.for_accelerator_compile), not
+    as on the CPU doing the compiling: the check is for the accelerator's run."""
     cfg = copy.deepcopy(cfg)
+    model = ModelConfig.from_dict(cfg.model).for_accelerator_compile()
     with cfg.unlocked():
-        if cfg.model.dtype == "auto":
-            cfg.model.dtype = "bfloat16"
-        if cfg.model.get("kernels", "auto") == "auto":
-            cfg.model.kernels = "xla"
+        cfg.model.update(dtype=model.dtype, kernels=model.kernels, attention=model.attention)
     return cfg
 
 

@@ -4,7 +4,7 @@ Differentiating these formulas op by op keeps their intermediates for the backwa
 (tokens, d_ff) arrays per layer, SwiGLU five, flax's LayerNorm three (tokens, d_model) ones. Each is
 written in the forward pass and read in the backward, and with scanned layers also zero-filled once for
 the whole stack. The rules below keep one array each (GELU's derivative, the normalized input; two for
-SwiGLU) and compute the same values (attention's softmax has its own backward, attention.py).
+SwiGLU) and compute the same values (the blocked attention has its own backward, kernels/cpu/attention.py).
 GELU and SwiGLU are custom_jvp rules (forward mode works too); the norms are a custom_vjp, the only
 way to keep exactly the arrays named (see _normalize_fwd).
 """

@@ -1,4 +1,4 @@
-"""The cpu kernels' versions of three flax.nnx layers: same parameters and values, other gradients."""
+"""The cpu kernels' projection: nnx.Einsum through dots.einsum (same parameters and values)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,6 @@ import jax.numpy as jnp
 from flax import nnx
 
 from biomed_jax.kernels.cpu import dots
-from biomed_jax.kernels.cpu.lean_ops import layer_norm, rms_norm
-
-
-class LayerNorm(nnx.LayerNorm):
-    """nnx.LayerNorm over the last axis (two-pass variance, as torch computes it) with the lean gradient
-    of lean_ops.layer_norm: same parameters, same values, one saved array instead of four."""
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x, scale, bias = self.promote_dtype((x, self.scale[...], self.bias[...]), dtype=self.dtype)
-        return layer_norm(x, scale, bias, self.epsilon)
-
-
-class RMSNorm(nnx.RMSNorm):
-    """nnx.RMSNorm over the last axis with the lean gradient of lean_ops.rms_norm."""
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x, scale = self.promote_dtype((x, self.scale[...]), dtype=self.dtype)
-        return rms_norm(x, scale, self.epsilon)
 
 
 class Projection(nnx.Einsum):
