@@ -1,2 +1,3 @@
-"""The paper experiments as stage plans (biomed_jax/stages.py): each module's build(cfg, workdir) returns
-the stages and report(cfg, workdir, summaries) writes the paper's table."""
+"""The paper experiments and the quickstart as stage plans (biomed_jax/stages.py runs them; builders.py
+makes their stages): each module's build(cfg, workdir) returns the stages and report(cfg, workdir,
+summaries) writes the table."""

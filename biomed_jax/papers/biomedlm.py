@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from biomed_jax import stages as S
+from biomed_jax.papers import builders as B
 from biomed_jax.kinds import CLASSIFIER_KINDS, FinetuneKind
 
 
@@ -17,11 +18,11 @@ def build(cfg, workdir: str) -> list[S.Stage]:
     stages = []
     pretrain = cfg.pretrain.copy_and_resolve_references()
     if "data" in cfg:
-        stages.append(S.data_stage(cfg.data, workdir, "corpus -> clean + dedup -> BPE tokenizer -> TFDS dataset"))
+        stages.append(B.data_stage(cfg.data, workdir, "corpus -> clean + dedup -> BPE tokenizer -> TFDS dataset"))
         pretrain.data.dir = pretrain.data.dir or os.path.join(workdir, "data")
-    stages.append(S.pretrain_stage("pretrain", pretrain, workdir, cfg.hardware,
+    stages.append(B.pretrain_stage("pretrain", pretrain, workdir, cfg.hardware,
                                    f"pretraining {pretrain.preset} from scratch"))
-    root = S.benchmarks_root(cfg, workdir)
+    root = B.benchmarks_root(cfg, workdir)
     for kind in CLASSIFIER_KINDS:
         for task, section in cfg[kind].items():
             ft = section.copy_and_resolve_references()
@@ -30,14 +31,14 @@ def build(cfg, workdir: str) -> list[S.Stage]:
             ft.init_checkpoint = ft.init_checkpoint or os.path.join(workdir, "pretrain")
             ft.data_root = ft.data_root or root
             head = f", {ft.head} head" if kind == FinetuneKind.MCQ else ""
-            stages.append(S.finetune_stage(
+            stages.append(B.finetune_stage(
                 f"finetune/{task}", ft, kind, workdir, cfg.hardware,
                 f"{kind} fine-tuning on {task} ({ft.method}{head})", "finetune", init_field, root_field))
     return stages
 
 
 def report(cfg, workdir: str, summaries: dict) -> None:
-    world = S.uses_world(cfg)
+    world = B.uses_world(cfg)
     suffix = " style, synthetic world" if world else ""
     rows = []
     for kind in CLASSIFIER_KINDS:

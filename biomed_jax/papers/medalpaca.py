@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from biomed_jax import stages as S
+from biomed_jax.papers import builders as B
 from biomed_jax.kinds import MEDALPACA_METHODS
 
 
@@ -18,21 +19,21 @@ def build(cfg, workdir: str) -> list[S.Stage]:
     stages = []
     init, init_field = cfg.init_checkpoint, "init_checkpoint"
     if "data" in cfg:
-        stages.append(S.data_stage(cfg.data, workdir, "synthetic world -> clean + dedup -> BPE tokenizer -> TFDS"))
+        stages.append(B.data_stage(cfg.data, workdir, "synthetic world -> clean + dedup -> BPE tokenizer -> TFDS"))
     if "base" in cfg:
         base = cfg.base.copy_and_resolve_references()
         base.data.dir = base.data.dir or os.path.join(workdir, "data")
-        stages.append(S.pretrain_stage("base", base, workdir, cfg.hardware,
+        stages.append(B.pretrain_stage("base", base, workdir, cfg.hardware,
                                        f"{base.preset} pretrained from scratch: the stand-in for LLaMA-7B"))
         if not init:
             init, init_field = os.path.join(workdir, "base"), "base"
-    root = S.benchmarks_root(cfg, workdir)
+    root = B.benchmarks_root(cfg, workdir)
     for method in _runs(cfg):
         field = f"sft_{method}"
         sft = cfg[field].copy_and_resolve_references()
         own_init, own_root = sft.init_checkpoint, sft.data_root
         sft.init_checkpoint, sft.data_root = own_init or init, own_root or root
-        stages.append(S.finetune_stage(
+        stages.append(B.finetune_stage(
             f"sft/{method}", sft, "sft", workdir, cfg.hardware,
             f"instruction tuning, {method}, on {sft.sft.instructions or sft.task.kind}", "sft",
             f"{field}.init_checkpoint" if own_init else init_field, f"{field}.data_root" if own_root else "data_root"))
@@ -40,7 +41,7 @@ def build(cfg, workdir: str) -> list[S.Stage]:
     root_field = "eval.data_root" if evaluation.data_root else "data_root"
     evaluation.data_root = evaluation.data_root or root
     for method in _runs(cfg):
-        stages.append(S.eval_stage(f"eval/{method}", evaluation, os.path.join(workdir, "sft", method, "best"),
+        stages.append(B.eval_stage(f"eval/{method}", evaluation, os.path.join(workdir, "sft", method, "best"),
                                    workdir, f"{evaluation.suite} zero-shot on the {method} model", "eval",
                                    root_field, checkpoint_field=f"sft_{method}"))
     return stages
@@ -55,7 +56,7 @@ def report(cfg, workdir: str, summaries: dict) -> None:
                          total_params=sft.get("total_params"), sft_dev_accuracy=sft.get("dev_accuracy"),
                          sft_test_accuracy=sft.get("test_accuracy"),
                          eval={f"{task} {m}": ev.get(task, {}).get(m, {}).get("accuracy") for task, m in columns}))
-    world = S.uses_world(cfg)
+    world = B.uses_world(cfg)
     lines = [f"# MedAlpaca: configs/medalpaca.py:{cfg.preset}", "",
              "Instruction tuning by method: trainable parameters, the SFT run's dev/test accuracy (option "
              f"log-likelihood, best epoch) and the zero-shot {cfg.eval.suite} evaluation (accuracy %).", ""]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from biomed_jax import stages as S
+from biomed_jax.papers import builders as B
 
 
 def build(cfg, workdir: str) -> list[S.Stage]:
@@ -16,39 +17,39 @@ def build(cfg, workdir: str) -> list[S.Stage]:
     if "base" in cfg:
         # The smoke run trains its own tokenizer and base model on the world; continued pretraining starts there.
         pretrain.train.init_from = pretrain.train.init_from or os.path.join(workdir, "base")
-        stages.append(S.data_stage(data, workdir, "synthetic world -> clean + dedup -> BPE tokenizer -> TFDS"))
+        stages.append(B.data_stage(data, workdir, "synthetic world -> clean + dedup -> BPE tokenizer -> TFDS"))
         base = cfg.base.copy_and_resolve_references()
         base.data.dir = base.data.dir or data_folder
-        stages.append(S.pretrain_stage("base", base, workdir, cfg.hardware,
+        stages.append(B.pretrain_stage("base", base, workdir, cfg.hardware,
                                        f"{base.preset} pretrained from scratch: the stand-in for a converted "
                                        "Llama-2 checkpoint"))
     else:
         # Continued pretraining reads token ids of the base model's vocabulary.
         if not data.tokenizer.path and pretrain.train.init_from:
             data.tokenizer.path = os.path.join(pretrain.train.init_from, "tokenizer.json")
-        stages.append(S.data_stage(data, workdir, "GAP-Replay -> clean + dedup -> TFDS, base model's tokenizer",
+        stages.append(B.data_stage(data, workdir, "GAP-Replay -> clean + dedup -> TFDS, base model's tokenizer",
                                    tokenizer_what="the base model's tokenizer.json (default: "
                                                   "pretrain.train.init_from/tokenizer.json)"))
     pretrain.data.dir = pretrain.data.dir or data_folder
-    stages.append(S.pretrain_stage(
+    stages.append(B.pretrain_stage(
         "pretrain", pretrain, workdir, cfg.hardware, "continued pretraining of "
         + (pretrain.train.init_from or "pretrain.train.init_from (not set)"),
-        init_what=f"a converted Llama-2 run directory ({S.CONVERT_HINT})"))
+        init_what=f"a converted Llama-2 run directory ({B.CONVERT_HINT})"))
 
-    root = S.benchmarks_root(cfg, workdir)
+    root = B.benchmarks_root(cfg, workdir)
     sft = cfg.sft.copy_and_resolve_references()
     init_field = "sft.init_checkpoint" if sft.init_checkpoint else "pretrain"
     root_field = "sft.data_root" if sft.data_root else "data_root"
     sft.init_checkpoint = sft.init_checkpoint or os.path.join(workdir, "pretrain")
     sft.data_root = sft.data_root or root
-    stages.append(S.finetune_stage("sft", sft, "sft", workdir, cfg.hardware,
+    stages.append(B.finetune_stage("sft", sft, "sft", workdir, cfg.hardware,
                                    f"supervised fine-tuning on {sft.task.kind} train ({sft.method}, "
                                    f"{sft.sft.style} prompts)", "sft", init_field, root_field))
 
     evaluation = cfg.eval.copy_and_resolve_references()
     root_field = "eval.data_root" if evaluation.data_root else "data_root"
     evaluation.data_root = evaluation.data_root or root
-    stages.append(S.eval_stage("eval", evaluation, os.path.join(workdir, "sft", "best"), workdir,
+    stages.append(B.eval_stage("eval", evaluation, os.path.join(workdir, "sft", "best"), workdir,
                                f"the {evaluation.suite} suite on the fine-tuned model", "eval", root_field,
                                checkpoint_field="sft"))
     return stages

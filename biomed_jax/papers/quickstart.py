@@ -12,6 +12,7 @@ import os
 import ml_collections
 
 from biomed_jax import stages as S
+from biomed_jax.papers import builders as B
 from biomed_jax.data.prepare import world_folder
 from biomed_jax.kinds import FinetuneKind
 from biomed_jax.run_dir import read_json
@@ -25,8 +26,8 @@ def build(cfg, workdir: str) -> list[S.Stage]:
     pretrain = cfg.pretrain.copy_and_resolve_references()
     pretrain.data.dir = os.path.join(workdir, "data")
     stages = [
-        S.data_stage(cfg.data, workdir, "synthetic world -> clean + dedup -> BPE tokenizer -> TFDS token dataset"),
-        S.pretrain_stage("pretrain", pretrain, workdir, cfg.hardware,
+        B.data_stage(cfg.data, workdir, "synthetic world -> clean + dedup -> BPE tokenizer -> TFDS token dataset"),
+        B.pretrain_stage("pretrain", pretrain, workdir, cfg.hardware,
                          f"domain pretraining: {pretrain.preset} GPT-2, {pretrain.train.steps} steps"),
         _zero_shot_stage(pretrain_dir, world, workdir),
     ]
@@ -38,11 +39,11 @@ def build(cfg, workdir: str) -> list[S.Stage]:
         else:
             mcq.model, mcq.tokenizer = cfg.pretrain.preset, os.path.join(pretrain_dir, "tokenizer.json")
         what = "the domain-pretrained model" if init else "a random init (the no-pretraining baseline)"
-        stages.append(S.finetune_stage(name, mcq, FinetuneKind.MCQ, workdir, cfg.hardware,
+        stages.append(B.finetune_stage(name, mcq, FinetuneKind.MCQ, workdir, cfg.hardware,
                                        f"MCQ fine-tuning of {what}", "finetune", "pretrain", "data"))
     sft = cfg.sft.copy_and_resolve_references()
     sft.data_root, sft.init_checkpoint = world, pretrain_dir
-    stages.append(S.finetune_stage(f"sft_{sft.method}", sft, FinetuneKind.SFT, workdir, cfg.hardware,
+    stages.append(B.finetune_stage(f"sft_{sft.method}", sft, FinetuneKind.SFT, workdir, cfg.hardware,
                                    f"{sft.method} instruction tuning of the domain-pretrained model", "finetune",
                                    "pretrain", "data"))
     return stages
@@ -54,7 +55,7 @@ def _zero_shot_stage(checkpoint: str, world: str, workdir: str) -> S.Stage:
     return S.Stage(
         group="eval", name="zero_shot", title="zero-shot (log-likelihood of each option) on the world's "
         "MedQA-style questions", section=section, call=_zero_shot,
-        command=S.command_line(["python", "-m", "experiments.quickstart", f"--workdir={workdir}", "--stages=zero_shot"]),
+        command=B.command_line(["python", "-m", "experiments.quickstart", f"--workdir={workdir}", "--stages=zero_shot"]),
         settings=[("checkpoint", checkpoint), ("questions", f"{world}/medqa dev and test; prompt {ZERO_SHOT_PROMPT!r}")],
         inputs=[S.Input("pretrain", os.path.join(checkpoint, "checkpoints"), "the pretrained run"),
                 S.Input("data", os.path.join(world, "medqa"), "the world's MedQA-style questions")])
