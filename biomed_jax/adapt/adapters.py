@@ -18,6 +18,8 @@ from biomed_jax.kinds import FinetuneKind
 from biomed_jax import run_dir
 from biomed_jax import sharding as shd
 from biomed_jax.adapt.lora import LoraSettings, apply_lora, merge_lora, trainable_filter
+from biomed_jax.tasks.finetuning import build_model, checkpoint_trees, for_lora, placement
+from biomed_jax.train.checkpoint import RunCheckpoints
 
 
 def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.Module, dict]:
@@ -26,8 +28,6 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
     `base_dir` defaults to the run's init_checkpoint; any run directory with the same architecture works
     (an int8/nf4 base is quantized again, deterministically, exactly as in training).
     """
-    from biomed_jax.tasks.finetuning import build_model, for_lora, placement
-
     step, meta = run_dir.read_meta(adapter_dir)
     base_dir = base_dir or meta.get("init_checkpoint", "")
     if not base_dir:
@@ -47,8 +47,6 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
     trainable, rest = ([jax.tree.map(jax.device_put, tree, placement(tree, model_cfg, mesh, shd.rules_dict(), under))
                         for tree in (nnx.to_pure_dict(trainable), rest)])
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), trainable)
-    from biomed_jax.train.checkpoint import RunCheckpoints
-
     checkpoints = RunCheckpoints(run_dir.checkpoints_dir(adapter_dir))
     try:
         adapter = checkpoints.restore_trees(step, {"adapter": target})["adapter"]
@@ -60,8 +58,6 @@ def load_adapted(adapter_dir: str, base_dir: str = "", mesh=None) -> tuple[nnx.M
 def merge_adapter(adapter_dir: str, out_dir: str, base_dir: str = "") -> str:
     """Writes OUT_DIR as a plain run directory (adapters merged into the base): the input of
     experiments.evaluate / generate / serve / convert --direction=jax_to_hf."""
-    from biomed_jax.tasks.finetuning import checkpoint_trees
-
     model, meta = load_adapted(adapter_dir, base_dir)
     params = merge_lora(model, LoraSettings(**meta["lora"]))
     step, lm_head = meta.pop("step"), meta["lm_head"]

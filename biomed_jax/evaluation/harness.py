@@ -28,10 +28,14 @@ import numpy as np
 from absl import logging
 from tqdm.auto import tqdm
 
+from biomed_jax import sharding as shd
 from biomed_jax.data.benchmarks import MCQuestion, load_benchmark, render, sample_questions
 from biomed_jax.evaluation.answers import extract_choice, majority_vote
+from biomed_jax.evaluation.scoring import LoglikScorer
+from biomed_jax.inference.generate import Generator
+from biomed_jax.inference.sampling import SamplingConfig
+from biomed_jax.run_dir import DEFAULT_MESH, load_run, write_json
 from biomed_jax.tasks import loglik
-from biomed_jax.run_dir import write_json
 
 METHODS = ("loglik", "top_token", "generate", "cot", "sc_cot")
 
@@ -54,11 +58,6 @@ def load_eval_model(checkpoint: str, batch_size: int = 16, max_len: int = 0, tok
                     mesh=None) -> EvalModel:
     """A model from a run directory (pretrained, fine-tuned or converted) with its tokenizer; generations
     stop at the run's end-of-text token."""
-    from biomed_jax import sharding as shd
-    from biomed_jax.evaluation.scoring import LoglikScorer
-    from biomed_jax.inference.generate import Generator
-    from biomed_jax.run_dir import DEFAULT_MESH, load_run
-
     mesh = mesh or shd.make_mesh(DEFAULT_MESH)
     run = load_run(checkpoint, mesh=mesh, tokenizer=tokenizer_path or None)
     max_len = min(max_len or run.model_cfg.max_seq_len, run.model_cfg.max_seq_len)
@@ -170,8 +169,6 @@ def run_top_token(model: EvalModel, questions: Sequence[MCQuestion], prompts: Se
 def run_generation(model: EvalModel, questions: Sequence[MCQuestion], prompts: Sequence[str], *,
                    max_new_tokens: int, n: int = 1, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
                    batch_size: int = 16) -> list[dict]:
-    from biomed_jax.inference.sampling import SamplingConfig
-
     room = model.max_len - max_new_tokens
     if room < 1:
         raise ValueError(f"max_new_tokens ({max_new_tokens}) leaves no room for a prompt in {model.max_len} tokens")

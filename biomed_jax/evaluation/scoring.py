@@ -36,8 +36,15 @@ from biomed_jax import sharding as shd
 from biomed_jax.models.config import ModelConfig
 from biomed_jax.models.decoder import graphdef_and_abstract_params
 from biomed_jax.models.kv_cache import init_cache
-from biomed_jax.tasks.loglik import target_logprobs
 from biomed_jax.train.state import param_shardings
+from biomed_jax.run_dir import DEFAULT_MESH, load_run
+
+def target_logprobs(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """log p(target) at each position, float32: the target's logit minus the log-sum-exp of all."""
+    logits = logits.astype(jnp.float32)
+    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    return target_logit - jax.nn.logsumexp(logits, axis=-1)
+
 
 # A context shared by more options than this is prefilled once per this many options (bounds K).
 MAX_OPTIONS_PER_PREFILL = 8
@@ -295,8 +302,6 @@ def load_scorer(checkpoint_dir: str, *, step: int | None = None, mesh: Mesh | No
     """(LoglikScorer, biomed_jax.run_dir.Run) for a run directory: the run gives the tokenizer and its
     BOS/EOS ids, the scorer holds the params (the run's reference is dropped). The scorer's prefix_id is
     the run's end-of-text id where it has one (lm-eval's default)."""
-    from biomed_jax.run_dir import DEFAULT_MESH, load_run
-
     mesh = mesh or shd.make_mesh(DEFAULT_MESH)
     run = load_run(checkpoint_dir, step=step, mesh=mesh, tokenizer=tokenizer_path)
     scorer = LoglikScorer(run.model_cfg, run.params, mesh=mesh, batch_size=batch_size, max_len=max_len,

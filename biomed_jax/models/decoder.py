@@ -1,8 +1,9 @@
 """The decoder-only language model, GPT-2 and Llama families from one ModelConfig.
 
 With `scan_layers` the blocks are created stacked (leading 'layers' axis, via nnx.vmap) and applied
-with jax.lax.scan, so compile time does not grow with depth. Each block application is wrapped in
-jax.checkpoint with the configured remat policy.
+with jax.lax.scan (the cpu kernels' kernels/cpu/layer_scan.py with `model.kernels = cpu`), so compile
+time does not grow with depth. Each block application is wrapped in jax.checkpoint with the configured
+remat policy.
 """
 
 from __future__ import annotations

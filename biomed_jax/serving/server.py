@@ -33,6 +33,7 @@ from biomed_jax.inference.text import TextStream
 from biomed_jax.serving.api import ApiError, ChatRequest, CompletionRequest, Sampling, parse_chat, parse_completion
 from biomed_jax.serving.chat import STOP_STRINGS, render_chat, template_style
 from biomed_jax.serving.metrics import Metrics
+from biomed_jax.inference.generate import Generator
 
 log = logging.getLogger("biomed_jax.serving")
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static", "index.html")
@@ -56,8 +57,6 @@ class Served:
 def served(run, cfg, mesh=None) -> Served:
     """A loaded run (run_dir.load_run) served as configs/serve.py's `cfg` says: its Generator (params laid
     out per layer for decoding) inside an Engine of cfg.slots rows, compiled up front when cfg.warmup."""
-    from biomed_jax.inference.generate import Generator
-
     model_cfg = run.model_cfg.replace(dtype=cfg.dtype) if cfg.dtype else run.model_cfg
     generator = Generator(model_cfg, run.params, mesh)
     run.params = None   # the generator keeps its own copy

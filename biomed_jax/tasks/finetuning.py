@@ -40,6 +40,7 @@ from biomed_jax.tasks.base import with_weight
 from biomed_jax.tasks.sft import InstructionTuning, load_instructions, template_record
 from biomed_jax.train import trainer as trainer_lib
 from biomed_jax.train.run_config import write_config_json
+from biomed_jax.synthetic.generate import generate_world
 
 HEADS = ("last_token", "option_loglik")
 
@@ -98,8 +99,6 @@ def data_root(cfg: ml_collections.ConfigDict, workdir: str) -> str:
         return cfg.data_root
     if not cfg.get("world"):
         raise ValueError("data_root is empty: pass --config.data_root=FOLDER holding the benchmark files")
-    from biomed_jax.synthetic.generate import generate_world
-
     root = os.path.join(workdir, "world")
     if jax.process_index() == 0:
         generate_world(root, dict(cfg.world))

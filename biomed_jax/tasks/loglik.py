@@ -8,8 +8,8 @@ Three users, one definition:
   their pairs with `requests` and score them with that same scorer (`accuracy`), so a fine-tuning run's
   dev accuracy is what `experiments.evaluate` reports on its best/ for the same prompts;
 - the `option_loglik` head's training loss needs gradients, so it reads the same pairs laid out as rows
-  (`continuation_arrays`, truncated exactly as the scorer truncates) and sums `target_logprobs`, the
-  scorer's own per-token formula, under the continuation mask (`option_scores`).
+  (`continuation_arrays`, truncated exactly as the scorer truncates) and sums the scorer's own per-token
+  formula, `scoring.target_logprobs`, under the continuation mask (`option_scores`).
 
 A pair's context is encoded with the tokenizer's special tokens (a BOS where the tokenizer adds one),
 its continuation without; a prompt too long for `max_len` loses tokens from its left.
@@ -23,14 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from biomed_jax.evaluation.scoring import LoglikScorer, target_logprobs
+
 Request = tuple[list[int], list[int]]
-
-
-def target_logprobs(logits: jax.Array, targets: jax.Array) -> jax.Array:
-    """log p(target) at each position, float32: the target's logit minus the log-sum-exp of all."""
-    logits = logits.astype(jnp.float32)
-    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-    return target_logit - jax.nn.logsumexp(logits, axis=-1)
 
 
 def requests(tokenizer, prompt: str, continuations: Sequence[str]) -> list[Request]:
@@ -108,8 +103,6 @@ class LoglikEvaluation:
         self._scorer = None
 
     def __call__(self, evaluator) -> dict[str, float]:
-        from biomed_jax.evaluation.scoring import LoglikScorer
-
         params = evaluator.plain_params()
         if self._scorer is None:
             self._scorer = LoglikScorer(self.plain_cfg, params, mesh=evaluator.mesh, batch_size=self.batch_size,

@@ -25,6 +25,8 @@ import ml_collections
 from biomed_jax.kinds import FinetuneKind
 from biomed_jax import sharding as shd
 from biomed_jax.models.config import ModelConfig
+from biomed_jax.tasks import pretraining
+from biomed_jax.tasks.finetuning import build_for_compile
 from biomed_jax.models.info import model_info
 
 GIB = 1024 ** 3
@@ -103,16 +105,12 @@ def compile_train_step(cfg: ml_collections.ConfigDict, devices: list | None = No
     """
     devices = list(jax.devices() if devices is None else devices)
     if is_finetuning(cfg):
-        from biomed_jax.tasks.finetuning import build_for_compile
-
         built = build_for_compile(cfg, cfg.kind, devices)
         trainer, frozen, batch, model_cfg = built["trainer"], built["frozen"], built["batch"], built["model_cfg"]
         seq_len, what = cfg.max_len, f"{cfg.kind} {cfg.method}" + (f" ({cfg.head} head)" if cfg.kind == FinetuneKind.MCQ else "")
         extra = {"task": what, "trainable_params": built["n_trainable"], "total_params": built["n_total"],
                  "frozen_bytes_per_device": per_device_bytes(frozen)}
     else:
-        from biomed_jax.tasks import pretraining
-
         cfg = _accelerator_config(cfg)
         trainer = pretraining.build_trainer(cfg, workdir="", devices=devices)
         model_cfg = pretraining.setup(cfg, devices).model_cfg
