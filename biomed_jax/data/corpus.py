@@ -22,9 +22,11 @@ from typing import Any, Iterator, Mapping
 from absl import logging
 
 from biomed_jax import files as fs
+from biomed_jax.data import decontaminate
 from biomed_jax.data.clean import Cleaner
 from biomed_jax.data.readers import READERS, Document, ReadReport, read_documents
 from biomed_jax.run_dir import ensure_same_settings, read_json, write_json
+from biomed_jax.synthetic.generate import generate_world
 
 SPLITS = ("train", "validation")
 ENGINES = ("local", "beam")
@@ -69,8 +71,6 @@ def resolve_manual_dir(cfg: Mapping[str, Any], default_root: str) -> str:
     """The folder relative source paths point into; generates the synthetic world there if asked."""
     manual_dir = cfg.get("manual_dir") or ""
     if cfg.get("generate_world"):
-        from biomed_jax.synthetic.generate import generate_world
-
         manual_dir = manual_dir or world_dir(default_root)
         if fs.is_remote(manual_dir):
             raise ValueError(f"generate_world writes the synthetic world to a local folder, not {manual_dir!r}: "
@@ -163,7 +163,7 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False, 
     fs.rmtree(tmp_dir)
     ensure_same_settings(fs.join(tmp_dir, SETTINGS), settings, "a cleaned corpus")  # records them
     if cfg.get("engine", "local") == "beam":
-        from biomed_jax.data.beam_engine import run_clean
+        from biomed_jax.data.beam_engine import run_clean   # imports apache_beam: only when engine=beam
 
         result = run_clean(cfg, files, tmp_dir, beam_options, manual_dir)
         return _finish(cfg, tmp_dir, final_dir, manual_dir, settings, files, result["cleaner"], result["kept"],
@@ -223,8 +223,6 @@ def decontamination(cfg: Mapping[str, Any], manual_dir: str):
     """(the `decontam` section validated, its n-gram index, an empty report), index and report None when
     the stage is off (no `decontam.benchmarks`). An empty `decontam.data_root` is `manual_dir` (the
     synthetic world writes its benchmark files beside its corpus)."""
-    from biomed_jax.data import decontaminate
-
     section = dict(_plain(cfg.get("decontam")) or {})
     section["data_root"] = section.get("data_root") or manual_dir
     section = decontaminate.validate(section)
