@@ -103,7 +103,7 @@ def test_quickstart_plan_runs_the_story_in_six_stages_on_this_machine():
     assert _stage(plan, "zero_shot")["command"] == "python -m experiments.quickstart --workdir=runs/q --stages=zero_shot"
 
 
-@pytest.mark.slow   # about 2 min on 2 cores
+@pytest.mark.slow   # 4-6 min on 2 cores: every stage of the quickstart, shortened
 def test_quickstart_runs_every_stage_and_writes_the_table_and_plot(tmp_path):
     workdir = str(tmp_path / "q")
     run_cli("experiments.quickstart", f"--workdir={workdir}", "--config.pretrain.train.steps=20",
