@@ -12,8 +12,8 @@ Each choice is measured in docs/performance.md ("Training step on CPU").
 """
 
 from biomed_jax.kernels.cpu.attention import blocked_attention
-from biomed_jax.kernels.cpu.dots import contract, einsum
+from biomed_jax.kernels.cpu.dots import einsum
 from biomed_jax.kernels.cpu.layer_scan import scan_layers
 from biomed_jax.kernels.cpu.projection import Projection
 
-__all__ = ["Projection", "blocked_attention", "contract", "einsum", "scan_layers"]
+__all__ = ["Projection", "blocked_attention", "einsum", "scan_layers"]
