@@ -122,7 +122,7 @@ def main(argv):
 # --- the clean stage at scale ------------------------------------------------------------------------
 
 
-def _generate(folder: str, n_docs: int, seed: int = 0, shard: int = 20_000) -> tuple[set, set]:
+def _generate(folder: str, n_docs: int, seed: int = 0, shard: int = 10_000) -> tuple[set, set]:
     """JSON-lines shards of n_docs PubMed-sized documents (Zipf-distributed invented words); returns
     (ids of planted near-duplicates, ids of planted exact copies). A planted copy's id sorts after its
     original's, so the keeper rule keeps the original."""

@@ -13,11 +13,13 @@ other file first and the marker last. Beam is imported only for a path with a sc
 
 from __future__ import annotations
 
+import contextlib
 import glob as _glob
 import io
 import os
 import shutil
-from typing import BinaryIO, TextIO
+import uuid
+from typing import BinaryIO, Iterator, TextIO
 
 
 def is_remote(path: str) -> bool:
@@ -101,17 +103,27 @@ def read_text(path: str) -> str:
         return f.read()
 
 
+@contextlib.contextmanager
+def replacing(path: str, mode: str = "w") -> Iterator[TextIO | BinaryIO]:
+    """A stream ("w": UTF-8 text, "wb": bytes) that writes `path` whole: into a temporary name beside it,
+    renamed onto `path` when the block ends without an error (removed when it raises). Readers see the
+    old file or the new one, never part of one; two writers of the same content (a bundle a runner
+    retries) leave one whole copy."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        with (open_text(tmp, "w") if mode == "w" else open_write(tmp)) as stream:
+            yield stream
+        rename(tmp, path)
+    finally:
+        remove(tmp)
+
+
 def write_text(path: str, text: str) -> str:
-    """Writes `text` so that readers see the old file or the new one, never part of one: locally through a
-    temporary file and a rename; an object store's object appears whole when its upload closes."""
-    if is_remote(path):
-        with open_text(path, "w") as f:
-            f.write(text)
-        return path
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open_text(tmp, "w") as f:
+    """Writes `text` so that readers see the old file or the new one, never part of one (`replacing`)."""
+    with replacing(path) as f:
         f.write(text)
-    os.replace(tmp, path)
     return path
 
 

@@ -30,6 +30,9 @@ shards, mix, tokenize) and writes the array_record shards itself.
 from __future__ import annotations
 
 import json
+import collections
+import copy
+import io
 from typing import Any, Mapping
 
 import apache_beam as beam
@@ -41,12 +44,17 @@ from apache_beam.utils.windowed_value import WindowedValue
 from biomed_jax import files as fs
 from biomed_jax.data import mixture
 from biomed_jax.data.clean import Cleaner, band_keys, similarity
-from biomed_jax.data.corpus import decontamination, source_priorities, split_of, zero_split_counts
+from biomed_jax.data.corpus import decontamination, document_record, source_priorities, zero_split_counts
 from biomed_jax.data.readers import ReadReport, read_documents
 from biomed_jax.data.tokenizer import load_tokenizer
 from biomed_jax.run_dir import write_json
 
-_COUNTS, _FILES = "counts", "files"
+_COUNTS, _FILES, _EXACT, _BANDS = "counts", "files", "exact", "bands"
+# Dedup entries travel in batches, one element per file and shuffle key: a file's exact hashes split over
+# _SPLITS keys, its LSH buckets over _SPLITS keys per band. A runner then moves a few hundred elements per
+# file instead of (1 + bands) per document, and one key's group stays small at PubMed's scale (36M
+# documents / 64: about 560k entries, tens of MB, per exact or band key).
+_SPLITS = 64
 
 
 def pipeline_options(options: str):
@@ -61,14 +69,31 @@ def _counter(seed: int) -> Cleaner:
     return Cleaner({"near_dedup": False}, seed)
 
 
+def _ref(file: int, position: int) -> tuple[int, int]:
+    """A document: its file's index in the run's file list and its position among that file's prepared
+    documents. In that order they are the in-process engine's reading order, which breaks ties between
+    equal keys (two copies of one record) as it does."""
+    return file, position
+
+
+def _split(key: bytes) -> int:
+    """The shuffle split of an exact hash or an LSH bucket (its first bytes are already uniform)."""
+    return int.from_bytes(key[:4], "little") % _SPLITS
+
+
 class _ReadAndPrepare(beam.DoFn):
-    """DoFn: one (source, kind, path) -> its documents, normalised, filtered and hashed; the file's read
-    report and the bundle's filter counts (seen, empty, too_short, characters) as side outputs."""
+    """DoFn: one (file index, source, kind, path) -> its documents read, normalised, filtered and hashed.
+
+    The prepared records wait in the spill (SPILL/<file>.jsonl, a line per position; with near dedup
+    SPILL/<file>.npz keeps each position's id, hash and sketch), written whole so that a retried bundle
+    rewrites the same files. What leaves the DoFn is small: the file index (main output), the exact
+    hashes and LSH buckets of its documents in one batch per shuffle key, its read report, and the
+    bundle's filter counts (seen, empty, too_short, characters)."""
 
     def __init__(self, clean_options: Mapping[str, Any], seed: int, priorities: Mapping[str, int],
-                 validation_fraction: float):
+                 validation_fraction: float, spill: str):
         self.clean_options, self.seed, self.priorities = dict(clean_options), seed, dict(priorities)
-        self.validation_fraction = validation_fraction
+        self.validation_fraction, self.spill = validation_fraction, spill
 
     def setup(self):
         self.cleaner = None
@@ -77,28 +102,48 @@ class _ReadAndPrepare(beam.DoFn):
         self.cleaner = Cleaner(self.clean_options, self.seed, self.priorities)
 
     def process(self, item):
-        name, kind, path = item
-        report = ReadReport(path=path)
-        for n, doc in enumerate(read_documents(kind, path, report)):
-            doc.source = name
-            prepared = self.cleaner.prepare(doc)
-            if prepared is None:
-                continue
-            # uid tells apart two copies of one record (same source, id and text: equal keys)
-            yield {"key": prepared.key, "uid": f"{path}#{n}", "exact": prepared.exact, "chars": prepared.chars,
-                   "sketch": None if prepared.sketch is None else prepared.sketch.tobytes(),
-                   "record": {"id": prepared.doc.id, "text": prepared.doc.text, "title": prepared.doc.title,
-                              "source": name, "split": split_of(name, prepared.doc.id, self.validation_fraction)}}
-        yield beam.pvalue.TaggedOutput(_FILES, [self.priorities.get(name, 0), path, report.to_dict(),
-                                                sorted(report.deleted_ids)])
+        file, name, kind, path = item
+        cleaner, report = self.cleaner, ReadReport(path=path)
+        exact, bands = collections.defaultdict(list), collections.defaultdict(list)
+        ids, hashes, sketches = [], [], []
+        with fs.replacing(fs.join(self.spill, f"{file}.jsonl")) as out:
+            for doc in read_documents(kind, path, report):
+                doc.source = name
+                prepared = cleaner.prepare(doc)
+                if prepared is None:
+                    continue
+                position = len(ids)
+                record = document_record(prepared.doc, self.validation_fraction)
+                out.write(json.dumps({"record": record, "chars": prepared.chars}, ensure_ascii=False) + "\n")
+                ids.append(prepared.key[2])
+                hashes.append(prepared.key[3])
+                if prepared.exact is not None:
+                    exact[_split(prepared.exact)].append((prepared.exact, prepared.key, position))
+                if prepared.sketch is not None:
+                    sketches.append(prepared.sketch)
+                    for bucket in band_keys(prepared.sketch, cleaner.bands, cleaner.rows):
+                        bands[bucket[0] * _SPLITS + _split(bucket[1:])].append((bucket, position))
+        if cleaner.options["near_dedup"]:
+            stored = io.BytesIO()
+            np.savez(stored, priority=cleaner.priorities.get(name, len(cleaner.priorities)), source=name,
+                     ids=np.asarray(ids, dtype=str), hashes=np.asarray(hashes, dtype=str),
+                     sketches=np.asarray(sketches, np.uint32).reshape(len(ids), cleaner.options["num_perm"]))
+            with fs.replacing(fs.join(self.spill, f"{file}.npz"), "wb") as out:
+                out.write(stored.getvalue())
+        for key, entries in exact.items():
+            yield beam.pvalue.TaggedOutput(_EXACT, (key, (file, entries)))
+        for key, entries in bands.items():
+            yield beam.pvalue.TaggedOutput(_BANDS, (key, (file, entries)))
+        yield beam.pvalue.TaggedOutput(_FILES, [file, report.to_dict(), sorted(report.deleted_ids)])
+        yield file
 
     def finish_bundle(self):
         yield beam.pvalue.TaggedOutput(_COUNTS, WindowedValue(self.cleaner.partial(), 0, [GlobalWindow()]))
 
 
 class _Counts(beam.CombineFn):
-    """Combines the filters' counts: bundle partials, kept documents' characters and drop records, into
-    one Cleaner partial (JSON values) for the driver's report."""
+    """Combines the filters' counts: bundle partials, kept documents' characters, compared candidate
+    pairs and drop records, into one Cleaner partial (JSON values) for the driver's report."""
 
     def __init__(self, seed: int):
         self.seed = seed
@@ -112,6 +157,8 @@ class _Counts(beam.CombineFn):
             counter.add_partial(value)
         elif kind == "kept":
             counter.kept(*value)
+        elif kind == "candidates":
+            counter.candidates(*value)
         else:
             key, duplicate_of = value
             key = tuple(key)
@@ -129,13 +176,18 @@ class _Counts(beam.CombineFn):
 
 
 def _exact_drops(item):
-    """One exact group (hash, [(document key, uid)]) -> (uid, (key, the keeper's "source/id")) for all but
-    the smallest (key, uid)."""
-
-    _, members = item
-    members = sorted(members)
-    for key, uid in members[1:]:
-        yield uid, (key, _name(members[0][0]))
+    """One exact shuffle key's batches [(file, [(hash, key, position)])] -> (ref, (key, the keeper's
+    "source/id")) for every document of a hash but the smallest (key, ref)."""
+    _, batches = item
+    groups = collections.defaultdict(list)
+    for file, entries in batches:
+        for exact, key, position in entries:
+            groups[exact].append((tuple(key), _ref(file, position)))
+    for members in groups.values():
+        if len(members) > 1:
+            members.sort()
+            for key, ref in members[1:]:
+                yield ref, (key, _name(members[0][0]))
 
 
 def _name(key) -> str:
@@ -143,53 +195,63 @@ def _name(key) -> str:
     return f"{key[1]}/{key[2]}"
 
 
-def _bucket_keys(item, bands: int, rows: int):
-    document, sketch = item
-    for bucket in band_keys(np.frombuffer(sketch, dtype=np.uint32), bands, rows):
-        yield bucket, document
+def _bucket_pairs(item, exact_dropped):
+    """One band shuffle key's batches [(file, [(bucket, position)])] -> ((ref, ref), 1) for each pair of
+    documents in an LSH bucket, exact duplicates left out: the in-process engine compares every pair of
+    every bucket (clean.near_drops), so a pair in k buckets counts k comparisons."""
+    _, batches = item
+    buckets = collections.defaultdict(list)
+    for file, entries in batches:
+        for bucket, position in entries:
+            ref = _ref(file, position)
+            if ref not in exact_dropped:
+                buckets[bucket].append(ref)
+    for refs in buckets.values():
+        refs.sort()
+        for i, larger in enumerate(refs):
+            for smaller in refs[:i]:
+                yield (smaller, larger), 1
 
 
-def _bucket_pairs(item):
-    """One LSH bucket -> ((smaller, larger), 1) for each pair of documents in it: the in-process engine
-    compares every pair of every bucket (clean.near_drops), so a pair in k buckets counts k comparisons."""
-    _, documents = item
-    documents = sorted(documents)
-    for i, larger in enumerate(documents):
-        for smaller in documents[:i]:
-            yield (smaller, larger), 1
+def _requests(item):
+    """((ref, ref), times) -> (file, (position, pair, times)) for each of the pair's two documents."""
+    pair, times = item
+    for file, position in pair:
+        yield file, (position, pair, times)
 
 
-def _with_larger_sketch(item):
-    """(larger, {sketch, pairs: [(smaller, times)]}) -> (smaller, (larger, times, larger's sketch))."""
-    larger, grouped = item
-    for sketch in grouped["sketch"]:
-        for smaller, times in grouped["pairs"]:
-            yield smaller, (larger, times, sketch)
+def _with_sketches(item, spill: str):
+    """(file, requests) -> (pair, ((key, ref), times, sketch)): the file's spilled keys and sketches,
+    read once per file, for each candidate pair that has a document there."""
+    file, requests = item
+    with fs.open_read(fs.join(spill, f"{file}.npz")) as f:
+        stored = np.load(io.BytesIO(f.read()))
+        priority, source = int(stored["priority"]), str(stored["source"])
+        ids, hashes, sketches = stored["ids"], stored["hashes"], stored["sketches"]
+    for position, pair, times in requests:
+        key = (priority, source, str(ids[position]), str(hashes[position]))
+        yield pair, ((key, _ref(file, position)), times, sketches[position].tobytes())
 
 
-def _verify_pairs(item, threshold: float):
-    """(smaller, {sketch, pairs: [(larger, times, its sketch)]}) -> (larger, smaller) for every verified
-    pair, and the comparison counts (times per pair, as clean.near_drops counts them) as a side output."""
-    smaller, grouped = item
-    if not grouped["pairs"]:
-        return
-    checked = below = 0
-    for sketch in grouped["sketch"]:
-        mine = np.frombuffer(sketch, dtype=np.uint32)
-        for larger, times, other in grouped["pairs"]:
-            checked += times
-            if similarity(mine, np.frombuffer(other, dtype=np.uint32)) >= threshold:
-                yield larger, smaller
-            else:
-                below += times
-    yield beam.pvalue.TaggedOutput(_COUNTS, ("partial", {"sources": {}, "chars": {}, "examples": {},
-                                                         "candidates": {"checked": checked,
-                                                                        "below_threshold": below}}))
+def _verify(item, threshold: float):
+    """(pair, both documents) -> (larger ref, ((smaller key, smaller ref), larger key)) when the pair's
+    estimated Jaccard similarity reaches the threshold (clean.similarity); the comparisons it stands for
+    (times) are counted as a side output."""
+    _, both = item
+    (smaller, times, mine), (larger, _, other) = sorted(both)
+    verified = similarity(np.frombuffer(mine, np.uint32), np.frombuffer(other, np.uint32)) >= threshold
+    if verified:
+        yield larger[1], (smaller, larger[0])
+    yield beam.pvalue.TaggedOutput(_COUNTS, ("candidates", (times, 0 if verified else times)))
 
 
-def _not_dropped(doc, dropped, field: str = ""):
-    """Whether a document is not among `dropped` (a side input): by its uid, or by (key, uid)."""
-    return (doc[field] if field else (tuple(doc["key"]), doc["uid"])) not in dropped
+def _kept_documents(file: int, spill: str, exact_dropped, near_dropped):
+    """One file's spilled documents ({record, chars}) that no dedup drop names, in position order."""
+    with fs.open_text(fs.join(spill, f"{file}.jsonl")) as f:
+        for position, line in enumerate(f):
+            ref = _ref(file, position)
+            if ref not in exact_dropped and ref not in near_dropped:
+                yield json.loads(line)
 
 
 class _Decontaminate(beam.DoFn):
@@ -215,8 +277,6 @@ class _DecontamCounts(beam.CombineFn):
         self.empty = empty_report
 
     def create_accumulator(self):
-        import copy
-
         return copy.deepcopy(self.empty)
 
     def add_input(self, report, check):
@@ -256,37 +316,32 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
     names = list(cfg["sources"])
     pubmed = [name for name in names if cfg["sources"][name]["kind"] == "pubmed_xml"]
     items = [(name, cfg["sources"][name]["kind"], path) for name in names for path in files[name]]
-    results = fs.join(out_dir, "_results")
+    results, spill = fs.join(out_dir, "_results"), fs.join(out_dir, "_spill")
     with beam.Pipeline(options=pipeline_options(options)) as pipeline:
-        read = (pipeline | "files" >> beam.Create(items) | "spread files" >> beam.Reshuffle()
+        read = (pipeline | "files" >> beam.Create([(i, *item) for i, item in enumerate(items)])
+                | "spread files" >> beam.Reshuffle()
                 | "read and prepare" >> beam.ParDo(_ReadAndPrepare(
-                    opts, seed, priorities, float(cfg["split"]["validation_fraction"])))
-                .with_outputs(_COUNTS, _FILES, main="docs"))
-        docs = read.docs
+                    opts, seed, priorities, float(cfg["split"]["validation_fraction"]), spill))
+                .with_outputs(_COUNTS, _FILES, _EXACT, _BANDS, main="spilled"))
         counts = [read[_COUNTS] | "partials" >> beam.Map(lambda partial: ("partial", partial))]
+        exact = nearest = pipeline | "no drops" >> beam.Create([])
         if opts["exact_dedup"]:
-            exact = (docs | "by exact hash" >> beam.Map(lambda d: (d["exact"], (tuple(d["key"]), d["uid"])))
-                     | "group exact" >> beam.GroupByKey() | "exact drops" >> beam.FlatMap(_exact_drops))
+            exact = read[_EXACT] | "group exact" >> beam.GroupByKey() | "exact drops" >> beam.FlatMap(_exact_drops)
             counts.append(exact | "exact counts" >> beam.Map(lambda drop: ("exact_duplicate", drop[1])))
-            docs = docs | "drop exact" >> beam.Filter(_not_dropped, beam.pvalue.AsDict(exact), "uid")
         if opts["near_dedup"]:
-            # A document is (key, uid) here: two copies of one record (equal keys, kept by exact_dedup false)
-            # are two documents, as in process, where the second is the first's near duplicate.
-            sketches = docs | "sketches" >> beam.Map(lambda d: ((tuple(d["key"]), d["uid"]), d["sketch"]))
-            pairs = (sketches | "buckets" >> beam.FlatMap(_bucket_keys, driver.bands, driver.rows)
-                     | "group buckets" >> beam.GroupByKey() | "bucket pairs" >> beam.FlatMap(_bucket_pairs)
-                     | "count pairs" >> beam.CombinePerKey(sum)
-                     | "by larger" >> beam.Map(lambda pair: (pair[0][1], (pair[0][0], pair[1]))))
-            with_larger = ({"sketch": sketches, "pairs": pairs} | "join larger" >> beam.CoGroupByKey()
-                           | "larger sketch" >> beam.FlatMap(_with_larger_sketch))
-            verified = ({"sketch": sketches, "pairs": with_larger} | "join smaller" >> beam.CoGroupByKey()
-                        | "verify" >> beam.FlatMap(_verify_pairs, opts["jaccard_threshold"])
+            pairs = (read[_BANDS] | "group buckets" >> beam.GroupByKey()
+                     | "bucket pairs" >> beam.FlatMap(_bucket_pairs, beam.pvalue.AsDict(exact))
+                     | "count pairs" >> beam.CombinePerKey(sum))
+            verified = (pairs | "requests" >> beam.FlatMap(_requests) | "by file" >> beam.GroupByKey()
+                        | "sketches" >> beam.FlatMap(_with_sketches, spill) | "by pair" >> beam.GroupByKey()
+                        | "verify" >> beam.FlatMap(_verify, opts["jaccard_threshold"])
                         .with_outputs(_COUNTS, main="near"))
             counts.append(verified[_COUNTS])
             nearest = verified.near | "nearest" >> beam.CombinePerKey(min)
             counts.append(nearest | "near counts" >> beam.Map(
-                lambda drop: ("near_duplicate", (drop[0][0], _name(drop[1][0])))))
-            docs = docs | "drop near" >> beam.Filter(_not_dropped, beam.pvalue.AsDict(nearest))
+                lambda drop: ("near_duplicate", (drop[1][1], _name(drop[1][0][0])))))
+        docs = (read.spilled | "spread spill" >> beam.Reshuffle() | "kept documents" >> beam.FlatMap(
+            _kept_documents, spill, beam.pvalue.AsDict(exact), beam.pvalue.AsDict(nearest)))
         counts.append(docs | "kept chars" >> beam.Map(lambda d: ("kept", (d["record"]["source"], d["chars"]))))
         section, index, report = decontamination(cfg, manual_dir)
         if index is not None:
@@ -295,8 +350,8 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
             docs = checked.docs
             _write(checked.hits | "combine decontamination" >> beam.CombineGlobally(_DecontamCounts(report)),
                    results, "decontamination")
-        deleted = read[_FILES] | "deleted ids" >> beam.FlatMap(lambda item: item[3])
-        final = (docs | "drop deleted" >> beam.FlatMap(_without_deleted, beam.pvalue.AsList(deleted), pubmed)
+        deleted = read[_FILES] | "deleted ids" >> beam.FlatMap(lambda item: ((pmid, True) for pmid in item[2]))
+        final = (docs | "drop deleted" >> beam.FlatMap(_without_deleted, beam.pvalue.AsDict(deleted), pubmed)
                  .with_outputs("deleted", main="records"))
         records = final.records
         by_source = records | "by source" >> beam.Partition(lambda r, n: names.index(r["source"]), len(names))
@@ -311,6 +366,7 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
         _write(read[_FILES], results, "files")
         _write(counts | "all counts" >> beam.Flatten() | "combine counts" >> beam.CombineGlobally(_Counts(seed)),
                results, "counts")
+    fs.rmtree(spill)
     return _results(cfg, driver, results)
 
 
@@ -330,7 +386,7 @@ def _read(results: str, name: str) -> list:
 def _results(cfg: Mapping[str, Any], driver: Cleaner, results: str) -> dict:
     for partial in _read(results, "counts"):
         driver.add_partial(partial)
-    files = sorted(_read(results, "files"), key=lambda item: (item[0], item[1]))
+    files = sorted(_read(results, "files"), key=lambda item: item[0])
     kept = {name: zero_split_counts() for name in cfg["sources"]}
     for (source, split), (n, chars) in _read(results, "splits"):
         kept[source][split] += n
@@ -338,7 +394,7 @@ def _results(cfg: Mapping[str, Any], driver: Cleaner, results: str) -> dict:
     deleted_dropped = sum(_read(results, "deleted"))
     decontam = _read(results, "decontamination")
     fs.rmtree(results)
-    return {"cleaner": driver, "files": [report for _, _, report, _ in files],
+    return {"cleaner": driver, "files": [report for _, report, _ in files],
             "deleted_ids": {pmid for *_, ids in files for pmid in ids}, "kept": kept,
             "deleted_dropped": deleted_dropped, "decontamination": decontam[0] if decontam else None}
 
@@ -371,8 +427,8 @@ def dataset_examples(paths: list[str], split: str, epochs: Mapping[str, float], 
 
 def _copies(record: Mapping[str, Any], seed: int, epochs: Mapping[str, float]):
     source = record["source"]
-    for copy in range(mixture.copies(seed, source, record["id"], epochs[source])):
-        yield f"{source}:{record['id']}:{copy}", record
+    for n in range(mixture.copies(seed, source, record["id"], epochs[source])):
+        yield f"{source}:{record['id']}:{n}", record
 
 
 def _write_counts(sizes: list, path: str, sources: list[str]) -> None:

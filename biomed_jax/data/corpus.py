@@ -182,7 +182,7 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False, 
                     item = cleaner.prepare(doc)
                     if item is None:
                         continue
-                    out.write(json.dumps(_record(item.doc, validation_fraction), ensure_ascii=False) + "\n")
+                    out.write(json.dumps(document_record(item.doc, validation_fraction), ensure_ascii=False) + "\n")
                     item.doc = dataclasses.replace(item.doc, text="", title="")
                     prepared.append(item)
                 deleted_ids.update(report.deleted_ids)
@@ -290,7 +290,7 @@ def source_priorities(cfg: Mapping[str, Any]) -> dict[str, int]:
     return {name: rank for rank, name in enumerate(cfg["sources"])}
 
 
-def _record(doc: Document, validation_fraction: float) -> dict:
+def document_record(doc: Document, validation_fraction: float) -> dict:
     """A cleaned document as its JSON line ({id, text, title, source, split})."""
     return {"id": doc.id, "text": doc.text, "title": doc.title, "source": doc.source,
             "split": split_of(doc.source, doc.id, validation_fraction)}
