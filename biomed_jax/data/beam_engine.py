@@ -2,26 +2,31 @@
 tokens as the in-process engine (biomed_jax/data/corpus.py, token_dataset.py), at any scale, on any Beam
 runner (DirectRunner here; Dataflow, Flink or Spark on a cluster).
 
-The clean stage (`run_clean`):
+The clean stage (`run_clean`) works as the in-process engine does (the texts wait on disk while only
+hashes move), file by file:
 
-    files -> read + normalise + filter + hash (a DoFn per file: readers.py and Cleaner.prepare)
-          -> exact dedup: GroupByKey(exact hash -> document key), every key but the smallest (source
-             priority, id, hash) dropped
-          -> near dedup: one (bucket, document) per LSH band (a document: its key and read position),
-             GroupByKey(bucket), each bucket's pairs counted (CombinePerKey), each pair joined with both
-             documents' sketches (two CoGroupByKeys) and verified (clean.similarity), the smallest
-             verified smaller neighbour per document (CombinePerKey(min))
-          -> the drops applied as side inputs -> benchmark decontamination (the n-gram index shipped with
-             the DoFn; reports combined) -> PubMed deletions dropped (a side input)
-          -> per source, JSON lines in shards: OUT_DIR/<source>-SSSSS-of-NNNNN.jsonl
+    files -> read + normalise + filter + hash (a DoFn per file: readers.py and Cleaner.prepare); the
+             prepared records go to the file's spill, and out come its (exact hash, key, position) and
+             (LSH band values, position) entries in batches, one per shuffle key
+          -> exact dedup: GroupByKey(split of the hash); of each hash's documents all but the smallest
+             (source priority, id, hash; then reading position) are dropped
+          -> near dedup: GroupByKey(band and split), the pairs of each bucket (equal band values)
+             counted (CombinePerKey), both documents' keys and sketches read from the spill (grouped by
+             file, each file read once) and verified (clean.similarity), the smallest verified smaller
+             neighbour per document (CombinePerKey(min))
+          -> a DoFn per spilled file writes its survivors (the drops are side inputs, a few percent of
+             the corpus), checks them against the benchmarks' test questions (the n-gram index shipped
+             with the DoFn) and leaves out PubMed's deleted citations (a side input), in reading order:
+             OUT_DIR/<source>-SSSSS-of-NNNNN.jsonl, one shard per input file
 
-No step holds the corpus in one place: the dedup index is the shuffle, and only keys and sketches go
-through it (each sketch twice, not once per band); the texts stay where they were read until the few
-dropped keys (side inputs) are known. The filters' counts are made per
-bundle and combined (a bundle a runner retries has its outputs discarded with it, so it is counted
-once), and only those small combined counts come back to the driver, which writes clean_report.json.
-They equal the in-process engine's: tests build the synthetic world and the real PubMed files both ways
-and compare kept ids and reports.
+No step holds the corpus in one place: the dedup index is the shuffle, and it carries only hashes, band
+values and positions, batched so that a runner moves about a thousand elements per file rather than a
+dozen per document; texts never leave the worker that reads them. Spills and shards are written whole
+(files.replacing), so a bundle a runner retries rewrites the same files; the counts are made per bundle
+and combined (a retried bundle's outputs are discarded with it, so it is counted once), and only those
+small combined counts come back to the driver, which writes clean_report.json. They equal the in-process
+engine's: tests build the synthetic world and the real PubMed files both ways and compare kept
+documents and reports.
 
 The token dataset (`dataset_examples`): TFDS's Beam support runs a PTransform per split (read the clean
 shards, mix, tokenize) and writes the array_record shards itself.
@@ -29,10 +34,10 @@ shards, mix, tokenize) and writes the array_record shards itself.
 
 from __future__ import annotations
 
-import json
 import collections
 import copy
 import io
+import json
 from typing import Any, Mapping
 
 import apache_beam as beam
@@ -43,17 +48,18 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from biomed_jax import files as fs
 from biomed_jax.data import mixture
-from biomed_jax.data.clean import Cleaner, band_keys, similarity
-from biomed_jax.data.corpus import decontamination, document_record, source_priorities, zero_split_counts
+from biomed_jax.data.clean import Cleaner, band_rows, similarity
+from biomed_jax.data.corpus import (count_split, decontamination, document_record, source_priorities,
+                                    zero_split_counts)
 from biomed_jax.data.readers import ReadReport, read_documents
 from biomed_jax.data.tokenizer import load_tokenizer
 from biomed_jax.run_dir import write_json
 
 _COUNTS, _FILES, _EXACT, _BANDS = "counts", "files", "exact", "bands"
 # Dedup entries travel in batches, one element per file and shuffle key: a file's exact hashes split over
-# _SPLITS keys, its LSH buckets over _SPLITS keys per band. A runner then moves a few hundred elements per
-# file instead of (1 + bands) per document, and one key's group stays small at PubMed's scale (36M
-# documents / 64: about 560k entries, tens of MB, per exact or band key).
+# _SPLITS keys (by their first byte), its LSH band values over _SPLITS keys per band (by the first value).
+# A runner then moves about a thousand elements per file instead of (1 + bands) per document, and one
+# key's group stays small at PubMed's scale (36M documents / 64: about 560k entries, tens of MB).
 _SPLITS = 64
 
 
@@ -76,19 +82,14 @@ def _ref(file: int, position: int) -> tuple[int, int]:
     return file, position
 
 
-def _split(key: bytes) -> int:
-    """The shuffle split of an exact hash or an LSH bucket (its first bytes are already uniform)."""
-    return int.from_bytes(key[:4], "little") % _SPLITS
-
-
 class _ReadAndPrepare(beam.DoFn):
-    """DoFn: one (file index, source, kind, path) -> its documents read, normalised, filtered and hashed.
+    """DoFn: one input file -> its documents read, normalised, filtered and hashed.
 
     The prepared records wait in the spill (SPILL/<file>.jsonl, a line per position; with near dedup
     SPILL/<file>.npz keeps each position's id, hash and sketch), written whole so that a retried bundle
-    rewrites the same files. What leaves the DoFn is small: the file index (main output), the exact
-    hashes and LSH buckets of its documents in one batch per shuffle key, its read report, and the
-    bundle's filter counts (seen, empty, too_short, characters)."""
+    rewrites the same files. What leaves the DoFn is small: the file (main output), the exact hashes and
+    LSH band values of its documents in one batch per shuffle key, its read report, and the bundle's
+    filter counts (seen, empty, too_short, characters)."""
 
     def __init__(self, clean_options: Mapping[str, Any], seed: int, priorities: Mapping[str, int],
                  validation_fraction: float, spill: str):
@@ -102,48 +103,58 @@ class _ReadAndPrepare(beam.DoFn):
         self.cleaner = Cleaner(self.clean_options, self.seed, self.priorities)
 
     def process(self, item):
-        file, name, kind, path = item
-        cleaner, report = self.cleaner, ReadReport(path=path)
-        exact, bands = collections.defaultdict(list), collections.defaultdict(list)
+        file, name = item["file"], item["source"]
+        cleaner, report = self.cleaner, ReadReport(path=item["path"])
+        exact = collections.defaultdict(list)
         ids, hashes, sketches = [], [], []
         with fs.replacing(fs.join(self.spill, f"{file}.jsonl")) as out:
-            for doc in read_documents(kind, path, report):
+            for doc in read_documents(item["kind"], item["path"], report):
                 doc.source = name
                 prepared = cleaner.prepare(doc)
                 if prepared is None:
                     continue
-                position = len(ids)
-                record = document_record(prepared.doc, self.validation_fraction)
-                out.write(json.dumps({"record": record, "chars": prepared.chars}, ensure_ascii=False) + "\n")
+                out.write(json.dumps(document_record(prepared.doc, self.validation_fraction), ensure_ascii=False))
+                out.write("\n")
+                if prepared.exact is not None:
+                    exact[prepared.exact[0] % _SPLITS].append((prepared.exact, prepared.key, len(ids)))
                 ids.append(prepared.key[2])
                 hashes.append(prepared.key[3])
-                if prepared.exact is not None:
-                    exact[_split(prepared.exact)].append((prepared.exact, prepared.key, position))
                 if prepared.sketch is not None:
                     sketches.append(prepared.sketch)
-                    for bucket in band_keys(prepared.sketch, cleaner.bands, cleaner.rows):
-                        bands[bucket[0] * _SPLITS + _split(bucket[1:])].append((bucket, position))
+        for split, entries in exact.items():
+            yield beam.pvalue.TaggedOutput(_EXACT, (split, (file, entries)))
         if cleaner.options["near_dedup"]:
+            sketches = np.asarray(sketches, np.uint32).reshape(len(ids), cleaner.options["num_perm"])
             stored = io.BytesIO()
             np.savez(stored, priority=cleaner.priorities.get(name, len(cleaner.priorities)), source=name,
-                     ids=np.asarray(ids, dtype=str), hashes=np.asarray(hashes, dtype=str),
-                     sketches=np.asarray(sketches, np.uint32).reshape(len(ids), cleaner.options["num_perm"]))
+                     ids=np.asarray(ids, dtype=str), hashes=np.asarray(hashes, dtype=str), sketches=sketches)
             with fs.replacing(fs.join(self.spill, f"{file}.npz"), "wb") as out:
                 out.write(stored.getvalue())
-        for key, entries in exact.items():
-            yield beam.pvalue.TaggedOutput(_EXACT, (key, (file, entries)))
-        for key, entries in bands.items():
-            yield beam.pvalue.TaggedOutput(_BANDS, (key, (file, entries)))
+            yield from _band_batches(file, sketches, cleaner.bands, cleaner.rows)
         yield beam.pvalue.TaggedOutput(_FILES, [file, report.to_dict(), sorted(report.deleted_ids)])
-        yield file
+        yield item
 
     def finish_bundle(self):
-        yield beam.pvalue.TaggedOutput(_COUNTS, WindowedValue(self.cleaner.partial(), 0, [GlobalWindow()]))
+        yield beam.pvalue.TaggedOutput(_COUNTS, WindowedValue(("partial", self.cleaner.partial()), 0,
+                                                              [GlobalWindow()]))
+
+
+def _band_batches(file: int, sketches: np.ndarray, bands: int, rows: int):
+    """A file's LSH buckets as (band * _SPLITS + split, (file, band values [n, rows] as bytes, positions
+    as int32 bytes)), split by the first value (uniform) of each band."""
+    positions = np.arange(len(sketches), dtype=np.int32)
+    for band in range(bands):
+        values = np.ascontiguousarray(band_rows(sketches, band, rows))
+        splits = values[:, 0] % _SPLITS
+        for split in np.unique(splits):
+            chosen = splits == split
+            yield beam.pvalue.TaggedOutput(_BANDS, (band * _SPLITS + int(split), (
+                file, values[chosen].tobytes(), positions[chosen].tobytes())))
 
 
 class _Counts(beam.CombineFn):
-    """Combines the filters' counts: bundle partials, kept documents' characters, compared candidate
-    pairs and drop records, into one Cleaner partial (JSON values) for the driver's report."""
+    """Combines the filters' counts: bundle partials, compared candidate pairs and drop records, into one
+    Cleaner partial (JSON values) for the driver's report."""
 
     def __init__(self, seed: int):
         self.seed = seed
@@ -155,8 +166,6 @@ class _Counts(beam.CombineFn):
         kind, value = item
         if kind == "partial":
             counter.add_partial(value)
-        elif kind == "kept":
-            counter.kept(*value)
         elif kind == "candidates":
             counter.candidates(*value)
         else:
@@ -195,18 +204,23 @@ def _name(key) -> str:
     return f"{key[1]}/{key[2]}"
 
 
-def _bucket_pairs(item, exact_dropped):
-    """One band shuffle key's batches [(file, [(bucket, position)])] -> ((ref, ref), 1) for each pair of
-    documents in an LSH bucket, exact duplicates left out: the in-process engine compares every pair of
-    every bucket (clean.near_drops), so a pair in k buckets counts k comparisons."""
+def _bucket_pairs(item, exact_dropped, rows: int):
+    """One band shuffle key's batches [(file, band values, positions)] -> ((ref, ref), 1) for each pair of
+    documents in an LSH bucket (equal band values), exact duplicates left out: the in-process engine
+    compares every pair of every bucket (clean.near_drops), so a pair in k buckets counts k comparisons."""
     _, batches = item
-    buckets = collections.defaultdict(list)
-    for file, entries in batches:
-        for bucket, position in entries:
-            ref = _ref(file, position)
-            if ref not in exact_dropped:
-                buckets[bucket].append(ref)
-    for refs in buckets.values():
+    batches = list(batches)
+    values = np.concatenate([np.frombuffer(v, np.uint32).reshape(-1, rows) for _, v, _ in batches])
+    files = np.concatenate([np.full(len(p) // 4, file, np.int64) for file, _, p in batches])
+    positions = np.concatenate([np.frombuffer(p, np.int32) for _, _, p in batches])
+    _, bucket, sizes = np.unique(values, axis=0, return_inverse=True, return_counts=True)
+    bucket = bucket.reshape(-1)
+    shared = collections.defaultdict(list)
+    for i in np.flatnonzero(sizes[bucket] > 1):
+        ref = _ref(int(files[i]), int(positions[i]))
+        if ref not in exact_dropped:
+            shared[bucket[i]].append(ref)
+    for refs in shared.values():
         refs.sort()
         for i, larger in enumerate(refs):
             for smaller in refs[:i]:
@@ -245,33 +259,54 @@ def _verify(item, threshold: float):
     yield beam.pvalue.TaggedOutput(_COUNTS, ("candidates", (times, 0 if verified else times)))
 
 
-def _kept_documents(file: int, spill: str, exact_dropped, near_dropped):
-    """One file's spilled documents ({record, chars}) that no dedup drop names, in position order."""
-    with fs.open_text(fs.join(spill, f"{file}.jsonl")) as f:
-        for position, line in enumerate(f):
-            ref = _ref(file, position)
-            if ref not in exact_dropped and ref not in near_dropped:
-                yield json.loads(line)
+class _WriteKept(beam.DoFn):
+    """DoFn: one spilled file -> the source's shard OUT_DIR/<source>-SSSSS-of-NNNNN.jsonl (the file's
+    place among the source's files), written whole, in reading order, with the documents that survived:
+    no dedup drop names them, no benchmark test question is in them (with decontam.action drop) and no
+    DeleteCitation withdrew them (PubMed). The in-process engine's second pass, per file. Its counts
+    (kept characters, split sizes, deleted documents, the decontamination report) are made per bundle
+    and leave when the bundle finishes."""
+
+    def __init__(self, spill: str, out_dir: str, seed: int, pubmed: list[str], index, empty_report):
+        self.spill, self.out_dir, self.seed, self.pubmed = spill, out_dir, seed, set(pubmed)
+        self.index, self.empty_report = index, empty_report
+
+    def start_bundle(self):
+        self.counter, self.splits, self.deleted = _counter(self.seed), {}, 0
+        self.decontam = copy.deepcopy(self.empty_report)
+
+    def process(self, item, exact_dropped, near_dropped, deleted):
+        file, name = item["file"], item["source"]
+        shard = fs.join(self.out_dir, f"{name}-{item['shard']:05d}-of-{item['shards']:05d}.jsonl")
+        counts = self.splits.setdefault(name, zero_split_counts())
+        with fs.open_text(fs.join(self.spill, f"{file}.jsonl")) as f, fs.replacing(shard) as out:
+            for position, line in enumerate(f):
+                ref = _ref(file, position)
+                if ref in exact_dropped or ref in near_dropped:
+                    continue
+                record = json.loads(line)
+                self.counter.kept(name, len(record["text"]))
+                if self.index is not None:
+                    hits = self.index.hits(record["text"])
+                    self.decontam.add(name, record["id"], hits)
+                    if hits and self.decontam.action == "drop":
+                        continue
+                if name in self.pubmed and record["id"] in deleted:
+                    self.deleted += 1
+                    continue
+                count_split(counts, record)
+                out.write(line)
+
+    def finish_bundle(self):
+        for tag, value in ((_COUNTS, ("partial", self.counter.partial())),
+                           ("kept", {"splits": self.splits, "deleted": self.deleted}),
+                           ("decontamination", self.decontam)):
+            yield beam.pvalue.TaggedOutput(tag, WindowedValue(value, 0, [GlobalWindow()]))
 
 
-class _Decontaminate(beam.DoFn):
-    """Checks each kept document against the benchmarks' n-gram index (shipped with the DoFn); with
-    action drop, documents containing a test question leave the corpus. Each check is a side output."""
-
-    def __init__(self, index, action: str):
-        self.index, self.action = index, action
-
-    def process(self, doc):
-        record = doc["record"]
-        hits = self.index.hits(record["text"])
-        yield beam.pvalue.TaggedOutput("hits", (record["source"], record["id"],
-                                                {name: sorted(ids) for name, ids in hits.items()}))
-        if not (hits and self.action == "drop"):
-            yield doc
-
-
-class _DecontamCounts(beam.CombineFn):
-    """DecontamReport as a CombineFn: every check added, partial reports merged, its dict extracted."""
+class _MergeReports(beam.CombineFn):
+    """Merges DecontamReports made per bundle (decontaminate.DecontamReport: sums, unions and the
+    smallest examples, so any order gives the same) into its dict."""
 
     def __init__(self, empty_report):
         self.empty = empty_report
@@ -279,10 +314,8 @@ class _DecontamCounts(beam.CombineFn):
     def create_accumulator(self):
         return copy.deepcopy(self.empty)
 
-    def add_input(self, report, check):
-        source, doc_id, hits = check
-        report.add(source, doc_id, {name: set(ids) for name, ids in hits.items()})
-        return report
+    def add_input(self, report, other):
+        return report.merge(other)
 
     def merge_accumulators(self, reports):
         reports = list(reports)
@@ -294,43 +327,35 @@ class _DecontamCounts(beam.CombineFn):
         return report.to_dict()
 
 
-def _without_deleted(doc, deleted, pubmed_sources):
-    """Drops PubMed documents a DeleteCitation (in any file) withdrew; they count as deleted."""
-
-    record = doc["record"]
-    if record["source"] in pubmed_sources and record["id"] in deleted:
-        yield beam.pvalue.TaggedOutput("deleted", 1)
-    else:
-        yield record
-
-
 def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: str, options: str,
               manual_dir: str) -> dict:
     """Runs the Beam clean pipeline over `files` ({source: paths}), writing each source's kept documents
-    into OUT_DIR as JSON-lines shards. Returns what the driver needs for the report: {"cleaner": the
-    combined counts, "files": the read reports in the in-process engine's order, "deleted_ids",
-    "kept": {source: split counts}, "deleted_dropped", "decontamination": its report or None}."""
+    into OUT_DIR as JSON-lines shards (one per input file). Returns what the driver needs for the report:
+    {"cleaner": the combined counts, "files": the read reports in the in-process engine's order,
+    "deleted_ids", "kept": {source: split counts}, "deleted_dropped", "decontamination": its report or
+    None}."""
     priorities = source_priorities(cfg)
     driver = Cleaner(dict(cfg["clean"]), seed=int(cfg["seed"]), priorities=priorities)
     opts, seed = driver.options, driver.seed
     names = list(cfg["sources"])
-    pubmed = [name for name in names if cfg["sources"][name]["kind"] == "pubmed_xml"]
-    items = [(name, cfg["sources"][name]["kind"], path) for name in names for path in files[name]]
+    items = [{"source": name, "kind": cfg["sources"][name]["kind"], "path": path, "shard": shard,
+              "shards": len(files[name])} for name in names for shard, path in enumerate(files[name])]
+    items = [dict(item, file=file) for file, item in enumerate(items)]
+    section, index, empty_report = decontamination(cfg, manual_dir)
     results, spill = fs.join(out_dir, "_results"), fs.join(out_dir, "_spill")
     with beam.Pipeline(options=pipeline_options(options)) as pipeline:
-        read = (pipeline | "files" >> beam.Create([(i, *item) for i, item in enumerate(items)])
-                | "spread files" >> beam.Reshuffle()
+        read = (pipeline | "files" >> beam.Create(items) | "spread files" >> beam.Reshuffle()
                 | "read and prepare" >> beam.ParDo(_ReadAndPrepare(
                     opts, seed, priorities, float(cfg["split"]["validation_fraction"]), spill))
                 .with_outputs(_COUNTS, _FILES, _EXACT, _BANDS, main="spilled"))
-        counts = [read[_COUNTS] | "partials" >> beam.Map(lambda partial: ("partial", partial))]
+        counts = [read[_COUNTS]]
         exact = nearest = pipeline | "no drops" >> beam.Create([])
         if opts["exact_dedup"]:
             exact = read[_EXACT] | "group exact" >> beam.GroupByKey() | "exact drops" >> beam.FlatMap(_exact_drops)
             counts.append(exact | "exact counts" >> beam.Map(lambda drop: ("exact_duplicate", drop[1])))
         if opts["near_dedup"]:
             pairs = (read[_BANDS] | "group buckets" >> beam.GroupByKey()
-                     | "bucket pairs" >> beam.FlatMap(_bucket_pairs, beam.pvalue.AsDict(exact))
+                     | "bucket pairs" >> beam.FlatMap(_bucket_pairs, beam.pvalue.AsDict(exact), driver.rows)
                      | "count pairs" >> beam.CombinePerKey(sum))
             verified = (pairs | "requests" >> beam.FlatMap(_requests) | "by file" >> beam.GroupByKey()
                         | "sketches" >> beam.FlatMap(_with_sketches, spill) | "by pair" >> beam.GroupByKey()
@@ -340,29 +365,18 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
             nearest = verified.near | "nearest" >> beam.CombinePerKey(min)
             counts.append(nearest | "near counts" >> beam.Map(
                 lambda drop: ("near_duplicate", (drop[1][1], _name(drop[1][0][0])))))
-        docs = (read.spilled | "spread spill" >> beam.Reshuffle() | "kept documents" >> beam.FlatMap(
-            _kept_documents, spill, beam.pvalue.AsDict(exact), beam.pvalue.AsDict(nearest)))
-        counts.append(docs | "kept chars" >> beam.Map(lambda d: ("kept", (d["record"]["source"], d["chars"]))))
-        section, index, report = decontamination(cfg, manual_dir)
-        if index is not None:
-            checked = (docs | "decontaminate" >> beam.ParDo(_Decontaminate(index, section["action"]))
-                       .with_outputs("hits", main="docs"))
-            docs = checked.docs
-            _write(checked.hits | "combine decontamination" >> beam.CombineGlobally(_DecontamCounts(report)),
-                   results, "decontamination")
         deleted = read[_FILES] | "deleted ids" >> beam.FlatMap(lambda item: ((pmid, True) for pmid in item[2]))
-        final = (docs | "drop deleted" >> beam.FlatMap(_without_deleted, beam.pvalue.AsDict(deleted), pubmed)
-                 .with_outputs("deleted", main="records"))
-        records = final.records
-        by_source = records | "by source" >> beam.Partition(lambda r, n: names.index(r["source"]), len(names))
-        for index, name in enumerate(names):
-            (by_source[index] | f"json {name}" >> beam.Map(json.dumps, ensure_ascii=False)
-             | f"write {name}" >> beam.io.WriteToText(fs.join(out_dir, name), file_name_suffix=".jsonl"))
-        splits = (records | "split sizes" >> beam.Map(
-            lambda r: ((r["source"], r["split"]), (1, len(r["text"])))) | "sum splits" >> beam.CombinePerKey(
-                lambda pairs: tuple(map(sum, zip(*pairs)))))
-        _write(splits, results, "splits")
-        _write(final.deleted | "count deleted" >> beam.combiners.Count.Globally(), results, "deleted")
+        pubmed = [name for name in names if cfg["sources"][name]["kind"] == "pubmed_xml"]
+        written = (read.spilled | "spread spill" >> beam.Reshuffle()
+                   | "write kept" >> beam.ParDo(_WriteKept(spill, out_dir, seed, pubmed, index, empty_report),
+                                                beam.pvalue.AsDict(exact), beam.pvalue.AsDict(nearest),
+                                                beam.pvalue.AsDict(deleted))
+                   .with_outputs(_COUNTS, "kept", "decontamination"))
+        counts.append(written[_COUNTS])
+        if index is not None:
+            _write(written.decontamination | "merge decontamination" >> beam.CombineGlobally(
+                _MergeReports(empty_report)), results, "decontamination")
+        _write(written.kept, results, "kept")
         _write(read[_FILES], results, "files")
         _write(counts | "all counts" >> beam.Flatten() | "combine counts" >> beam.CombineGlobally(_Counts(seed)),
                results, "counts")
@@ -388,10 +402,12 @@ def _results(cfg: Mapping[str, Any], driver: Cleaner, results: str) -> dict:
         driver.add_partial(partial)
     files = sorted(_read(results, "files"), key=lambda item: item[0])
     kept = {name: zero_split_counts() for name in cfg["sources"]}
-    for (source, split), (n, chars) in _read(results, "splits"):
-        kept[source][split] += n
-        kept[source][f"chars_{split}"] += chars
-    deleted_dropped = sum(_read(results, "deleted"))
+    deleted_dropped = 0
+    for bundle in _read(results, "kept"):
+        deleted_dropped += bundle["deleted"]
+        for source, counts in bundle["splits"].items():
+            for field, n in counts.items():
+                kept[source][field] += n
     decontam = _read(results, "decontamination")
     fs.rmtree(results)
     return {"cleaner": driver, "files": [report for _, report, _ in files],

@@ -224,10 +224,15 @@ class Prepared:
         return f"{self.doc.source}/{self.doc.id}"
 
 
+def band_rows(sketches: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """The hash values of LSH band `band`: [..., num_perm] sketches -> [..., rows]. Two documents are
+    candidates when their values are equal in any band."""
+    return sketches[..., band * rows:(band + 1) * rows]
+
+
 def band_keys(sketch: np.ndarray, bands: int, rows: int) -> list[bytes]:
-    """The LSH bucket of each band: the band's number and its `rows` hash values. Two documents are
-    candidates when they share any bucket."""
-    return [bytes([band]) + sketch[band * rows:(band + 1) * rows].tobytes() for band in range(bands)]
+    """The LSH bucket of each band of one sketch: the band's number and its `band_rows`."""
+    return [bytes([band]) + band_rows(sketch, band, rows).tobytes() for band in range(bands)]
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -264,9 +269,9 @@ class Cleaner:
     `priorities` is {source: rank} (the config's source order: PubMed before guidelines before replay);
     unlisted sources rank after listed ones.
 
-    The engine-neutral steps are `prepare` (per document), exact groups (`keep_exact`), `band_keys` and
-    `near_drops` (per LSH bucket). `clean(docs)` runs them in process and returns the kept documents in
-    input order; `report()` counts every outcome, overall and per source.
+    The engine-neutral steps are `prepare` (per document), the exact hash (`dedup_key`), LSH buckets
+    (`band_keys`, `band_rows`) and `near_drops` (per bucket). `clean(docs)` runs them in process and
+    returns the kept documents in input order; `report()` counts every outcome, overall and per source.
     """
 
     def __init__(self, options: Mapping[str, Any], seed: int = 0, priorities: Mapping[str, int] | None = None):
@@ -420,9 +425,3 @@ class Cleaner:
             "chars": dict(self._chars),
             "examples": {kind: [example for _, example in items] for kind, items in self._examples.items()},
         }
-
-
-def keep_exact(group: Sequence[Prepared]) -> tuple[Prepared, list[Prepared]]:
-    """(the keeper, the duplicates) of documents with the same exact hash: the smallest key is kept."""
-    ordered = sorted(group, key=lambda p: p.key)
-    return ordered[0], ordered[1:]

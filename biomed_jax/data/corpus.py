@@ -208,7 +208,7 @@ def clean_corpus(cfg: Mapping[str, Any], work_dir: str, progress: bool = False, 
                     decontam.add(record["source"], record["id"], hits)
                     if hits and section["action"] == "drop":
                         continue
-                _count_split(kept[record["source"]], record)
+                count_split(kept[record["source"]], record)
                 outputs[record["source"]].write(line)
     finally:
         for out in outputs.values():
@@ -300,7 +300,7 @@ def zero_split_counts() -> dict[str, int]:
     return {"train": 0, "validation": 0, "chars_train": 0, "chars_validation": 0}
 
 
-def _count_split(counts: dict[str, int], record: Mapping[str, Any]) -> None:
+def count_split(counts: dict[str, int], record: Mapping[str, Any]) -> None:
     counts[record["split"]] += 1
     counts[f"chars_{record['split']}"] += len(record["text"])
 
