@@ -14,7 +14,8 @@ import tarfile
 
 import pytest
 
-from biomed_jax.data.corpus import clean_corpus
+from biomed_jax.data import beam_engine
+from biomed_jax.data.corpus import clean_corpus, load_clean_corpus
 from configs.data import get_config
 from helpers import REPO_ROOT, run_cli
 from test_readers import jats_article, plain_abstract, pubmed_article, pubmed_set, random_abstract
@@ -52,6 +53,8 @@ def test_engines_keep_the_same_documents_on_the_synthetic_world(tmp_path):
     assert documents(local) == documents(beam) and len(documents(local)) == filters["kept"]
     assert report_without_paths(local) == report_without_paths(beam)
     assert local.report["filters"]["lsh"]["candidates"]["checked"] > 0
+    # one shard per input file, in the in-process engine's reading order
+    assert [(d.source, d.id) for d in beam.iter_documents()] == [(d.source, d.id) for d in local.iter_documents()]
 
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(DATA_DIR, "pubmed")),
@@ -166,6 +169,42 @@ def test_a_record_shipped_twice_is_kept_once_by_both_engines(tmp_path, exact_ded
     assert report_without_paths(local) == report_without_paths(beam)
     total = local.report["filters"]["total"]
     assert total["exact_duplicate" if exact_dedup else "near_duplicate"] == 3
+
+
+def test_a_worker_failing_mid_file_leaves_nothing_finished_and_the_rerun_keeps_every_document(tmp_path, monkeypatch):
+    """A worker dies while reading (the in-memory runner, so the failure can be planted): the stage is not
+    finished, and running it again keeps exactly the in-process engine's documents, none twice."""
+    rng = random.Random(5)
+    root = tmp_path / "manual"
+    root.mkdir()
+    for name in ("a", "b", "c"):
+        records = [{"id": f"{name}{i}", "text": random_abstract(rng)} for i in range(40)]
+        records[7] = dict(records[3], id=f"{name}-copy")       # an exact duplicate in each file
+        (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    cfg = get_config("pubmed")
+    cfg.manual_dir = str(root)
+    cfg.clean.update(dict(min_chars=20, min_words=5))
+    cfg.sources = dict(notes=dict(kind="jsonl", paths="*.jsonl", epochs=1.0, fraction=0.0))
+    local = clean_corpus(cfg, str(tmp_path / "local"))
+
+    read, failed = beam_engine.read_documents, []
+
+    def dies_once_in_file_b(kind, path, report):
+        for n, doc in enumerate(read(kind, path, report)):
+            if path.endswith("b.jsonl") and n == 20 and not failed:
+                failed.append(path)
+                raise OSError("worker lost")
+            yield doc
+
+    monkeypatch.setattr(beam_engine, "read_documents", dies_once_in_file_b)
+    cfg.engine = "beam"
+    work = str(tmp_path / "beam")
+    with pytest.raises(Exception, match="worker lost"):
+        clean_corpus(cfg, work, beam_options=IN_MEMORY)
+    assert failed and load_clean_corpus(work) is None and not os.path.exists(os.path.join(work, "clean"))
+    beam = clean_corpus(cfg, work, beam_options=IN_MEMORY)
+    assert documents(beam) == documents(local) and len(documents(beam)) == 117
+    assert report_without_paths(beam) == report_without_paths(local)
 
 
 def test_prepare_data_on_beam_writes_the_tokens_of_the_local_engine(tmp_path):
