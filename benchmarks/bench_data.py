@@ -133,14 +133,15 @@ def _generate(folder: str, n_docs: int, seed: int = 0, shard: int = 10_000) -> t
     rng = np.random.default_rng(seed)
     vocab = np.array([f"w{i}" for i in range(50_000)])
     weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.1
-    weights /= weights.sum()
+    cumulative = np.cumsum(weights / weights.sum())   # drawn by search: rng.choice(p=) rebuilds it per call
     near, exact = set(), set()
     os.makedirs(folder, exist_ok=True)
     written, part = 0, 0
     while written < n_docs:
         with open(os.path.join(folder, f"part-{part:05d}.jsonl"), "w") as out:
             for _ in range(min(shard, n_docs - written)):
-                words = rng.choice(vocab, size=int(rng.integers(120, 200)), p=weights)
+                words = vocab[np.minimum(np.searchsorted(cumulative, rng.random(int(rng.integers(120, 200)))),
+                                         len(vocab) - 1)]
                 doc_id = f"d{written:08d}"
                 out.write(json.dumps({"id": doc_id, "text": " ".join(words)}) + "\n")
                 written += 1
