@@ -341,7 +341,7 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
     items = [{"source": name, "kind": cfg["sources"][name]["kind"], "path": path, "shard": shard,
               "shards": len(files[name])} for name in names for shard, path in enumerate(files[name])]
     items = [dict(item, file=file) for file, item in enumerate(items)]
-    section, index, empty_report = decontamination(cfg, manual_dir)
+    _, index, empty_report = decontamination(cfg, manual_dir)
     results, spill = fs.join(out_dir, "_results"), fs.join(out_dir, "_spill")
     with beam.Pipeline(options=pipeline_options(options)) as pipeline:
         read = (pipeline | "files" >> beam.Create(items) | "spread files" >> beam.Reshuffle()
