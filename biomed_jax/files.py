@@ -115,9 +115,10 @@ def replacing(path: str, mode: str = "w") -> Iterator[TextIO | BinaryIO]:
     try:
         with (open_text(tmp, "w") if mode == "w" else open_write(tmp)) as stream:
             yield stream
-        rename(tmp, path)
-    finally:
+    except BaseException:
         remove(tmp)
+        raise
+    rename(tmp, path)
 
 
 def write_text(path: str, text: str) -> str:

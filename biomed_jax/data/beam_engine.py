@@ -126,7 +126,7 @@ class _ReadAndPrepare(beam.DoFn):
         if cleaner.options["near_dedup"]:
             sketches = np.asarray(sketches, np.uint32).reshape(len(ids), cleaner.options["num_perm"])
             stored = io.BytesIO()
-            np.savez(stored, priority=cleaner.priorities.get(name, len(cleaner.priorities)), source=name,
+            np.savez(stored, priority=cleaner.priority(name), source=name,
                      ids=np.asarray(ids, dtype=str), hashes=np.asarray(hashes, dtype=str), sketches=sketches)
             with fs.replacing(fs.join(self.spill, f"{file}.npz"), "wb") as out:
                 out.write(stored.getvalue())

@@ -299,6 +299,10 @@ class Cleaner:
         counts[outcome] += n
         self._totals[outcome] += n
 
+    def priority(self, source: str) -> int:
+        """The source's rank in the keeper rule (unlisted sources after listed ones)."""
+        return self.priorities.get(source, len(self.priorities))
+
     def minhash(self, text: str) -> MinHash:
         """The document's MinHash over word shingles (seeded; identical across runs)."""
         sketch = self._template.copy()
@@ -322,8 +326,7 @@ class Cleaner:
         title = normalize_text(doc.title, opts["unicode_form"]) if doc.title else doc.title
         exact = dedup_key(text) if opts["exact_dedup"] else None
         sketch = self.minhash(text).hashvalues.astype(np.uint32) if opts["near_dedup"] else None
-        key = (self.priorities.get(source, len(self.priorities)), source, str(doc.id),
-               (exact or dedup_key(text)).hex())
+        key = (self.priority(source), source, str(doc.id), (exact or dedup_key(text)).hex())
         cleaned = Document(id=doc.id, text=text, title=title, source=source, meta=dict(doc.meta))
         return Prepared(cleaned, key, exact, sketch, len(text))
 
