@@ -55,12 +55,16 @@ from biomed_jax.data.readers import ReadReport, read_documents
 from biomed_jax.data.tokenizer import load_tokenizer
 from biomed_jax.run_dir import write_json
 
-_COUNTS, _FILES, _EXACT, _BANDS = "counts", "files", "exact", "bands"
-# Dedup entries travel in batches, one element per file and shuffle key: a file's exact hashes split over
-# _SPLITS keys (by their first byte), its LSH band values over _SPLITS keys per band (by the first value).
-# A runner then moves about a thousand elements per file instead of (1 + bands) per document, and one
-# key's group stays small at PubMed's scale (36M documents / 64: about 560k entries, tens of MB).
+_COUNTS, _FILES, _EXACT, _BANDS, _PRINTS = "counts", "files", "exact", "bands", "fingerprints"
+# Dedup moves in two shuffles, both keyed by _SPLITS splits of the exact hashes (by their first byte) and
+# of each LSH band's values (by the first value), with one batch per file and key, so that a runner moves
+# about a thousand elements per file rather than a dozen per document. The first carries a 32-bit
+# fingerprint per document and key (60 bytes a document) to find the fingerprints two documents share;
+# the second carries the full entries of those documents only (a few percent of the corpus), which are
+# then compared exactly. One key's group stays small at PubMed's scale (36M documents / 64: about 560k
+# fingerprints, 2 MB).
 _SPLITS = 64
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: band values -> fingerprint (_band_entries)
 
 
 def pipeline_options(options: str):
@@ -85,11 +89,11 @@ def _ref(file: int, position: int) -> tuple[int, int]:
 class _ReadAndPrepare(beam.DoFn):
     """DoFn: one input file -> its documents read, normalised, filtered and hashed.
 
-    The prepared records wait in the spill (SPILL/<file>.jsonl, a line per position; with near dedup
+    The prepared records wait in the spill (SPILL/<file>.jsonl, a line per position; with dedup
     SPILL/<file>.npz keeps each position's id, hash and sketch), written whole so that a retried bundle
-    rewrites the same files. What leaves the DoFn is small: the file (main output), the exact hashes and
-    LSH band values of its documents in one batch per shuffle key, its read report, and the bundle's
-    filter counts (seen, empty, too_short, characters)."""
+    rewrites the same files. What leaves the DoFn is small: the file (main output), the fingerprints of its
+    documents' exact hashes and band values in one batch per shuffle key (_entries), its read report,
+    and the bundle's filter counts (seen, empty, too_short, characters)."""
 
     def __init__(self, clean_options: Mapping[str, Any], seed: int, priorities: Mapping[str, int],
                  validation_fraction: float, spill: str):
@@ -105,7 +109,6 @@ class _ReadAndPrepare(beam.DoFn):
     def process(self, item):
         file, name = item["file"], item["source"]
         cleaner, report = self.cleaner, ReadReport(path=item["path"])
-        exact = collections.defaultdict(list)
         ids, hashes, sketches = [], [], []
         with fs.replacing(fs.join(self.spill, f"{file}.jsonl")) as out:
             for doc in read_documents(item["kind"], item["path"], report):
@@ -115,22 +118,21 @@ class _ReadAndPrepare(beam.DoFn):
                     continue
                 out.write(json.dumps(document_record(prepared.doc, self.validation_fraction), ensure_ascii=False))
                 out.write("\n")
-                if prepared.exact is not None:
-                    exact[prepared.exact[0] % _SPLITS].append((prepared.exact, prepared.key, len(ids)))
                 ids.append(prepared.key[2])
                 hashes.append(prepared.key[3])
                 if prepared.sketch is not None:
                     sketches.append(prepared.sketch)
-        for split, entries in exact.items():
-            yield beam.pvalue.TaggedOutput(_EXACT, (split, (file, entries)))
-        if cleaner.options["near_dedup"]:
-            sketches = np.asarray(sketches, np.uint32).reshape(len(ids), cleaner.options["num_perm"])
-            stored = io.BytesIO()
-            np.savez(stored, priority=cleaner.priority(name), source=name,
-                     ids=np.asarray(ids, dtype=str), hashes=np.asarray(hashes, dtype=str), sketches=sketches)
+        opts = cleaner.options
+        if opts["exact_dedup"] or opts["near_dedup"]:
+            stored = {"priority": cleaner.priority(name), "source": name, "ids": np.asarray(ids, dtype=str),
+                      "hashes": np.asarray(hashes, dtype=str),
+                      "sketches": np.asarray(sketches, np.uint32).reshape(len(ids), -1 if sketches else 0)}
+            buffer = io.BytesIO()
+            np.savez(buffer, **stored)
             with fs.replacing(fs.join(self.spill, f"{file}.npz"), "wb") as out:
-                out.write(stored.getvalue())
-            yield from _band_batches(file, sketches, cleaner.bands, cleaner.rows)
+                out.write(buffer.getvalue())
+            for key, _, prints, _ in _entries(stored, opts, cleaner.bands, cleaner.rows):
+                yield beam.pvalue.TaggedOutput(_PRINTS, (key, prints.tobytes()))
         yield beam.pvalue.TaggedOutput(_FILES, [file, report.to_dict(), sorted(report.deleted_ids)])
         yield item
 
@@ -139,17 +141,73 @@ class _ReadAndPrepare(beam.DoFn):
                                                               [GlobalWindow()]))
 
 
-def _band_batches(file: int, sketches: np.ndarray, bands: int, rows: int):
-    """A file's LSH buckets as (band * _SPLITS + split, (file, band values [n, rows] as bytes, positions
-    as int32 bytes)), split by the first value (uniform) of each band."""
-    positions = np.arange(len(sketches), dtype=np.int32)
-    for band in range(bands):
-        values = np.ascontiguousarray(band_rows(sketches, band, rows))
-        splits = values[:, 0] % _SPLITS
+def _entries(stored: Mapping[str, Any], opts: Mapping[str, Any], bands: int, rows: int):
+    """A spilled file's dedup entries, one batch per shuffle key: (key, positions, fingerprints, band
+    values or None). Keys 0.._SPLITS-1 split the exact hashes by their first byte (fingerprint: the next 4
+    bytes); key _SPLITS * (1 + band) + split splits a band's values [n, rows] by their first value
+    (fingerprint: the values mixed into 32 bits). Equal hashes, or equal band values, have equal keys and
+    fingerprints."""
+    n = len(stored["ids"])
+    if n == 0:
+        return
+    positions = np.arange(n, dtype=np.int32)
+    batches = []
+    if opts["exact_dedup"]:
+        digests = np.frombuffer(bytes.fromhex("".join(stored["hashes"])), np.uint8).reshape(n, -1)
+        batches.append((0, digests[:, 0], np.ascontiguousarray(digests[:, 1:5]).view(np.uint32)[:, 0], None))
+    if opts["near_dedup"]:
+        for band in range(bands):
+            values = np.ascontiguousarray(band_rows(stored["sketches"], band, rows))
+            mixed = np.zeros(n, np.uint64)
+            for column in values.T:
+                mixed = (mixed ^ column) * _MIX
+            batches.append((_SPLITS * (1 + band), values[:, 0], (mixed >> np.uint64(32)).astype(np.uint32), values))
+    for offset, first, prints, values in batches:
+        splits = first % _SPLITS
         for split in np.unique(splits):
             chosen = splits == split
-            yield beam.pvalue.TaggedOutput(_BANDS, (band * _SPLITS + int(split), (
-                file, values[chosen].tobytes(), positions[chosen].tobytes())))
+            yield offset + int(split), positions[chosen], prints[chosen], None if values is None else values[chosen]
+
+
+def _shared(item):
+    """(shuffle key, fingerprint batches) -> (key, the fingerprints of more than one document, as bytes)."""
+    key, batches = item
+    prints, counts = np.unique(np.concatenate([np.frombuffer(batch, np.uint32) for batch in batches]),
+                               return_counts=True)
+    if (counts > 1).any():
+        yield key, prints[counts > 1].tobytes()
+
+
+def _load_spill(spill: str, file: int) -> dict:
+    with fs.open_read(fs.join(spill, f"{file}.npz")) as f:
+        stored = np.load(io.BytesIO(f.read()))
+        return {name: stored[name] for name in stored.files}
+
+
+def _key(stored: Mapping[str, Any], position: int) -> tuple:
+    """The keeper rule's key of a spilled document: (source priority, source, id, hash)."""
+    return (int(stored["priority"]), str(stored["source"]), str(stored["ids"][position]),
+            str(stored["hashes"][position]))
+
+
+def _candidates(item, shared, spill: str, opts: Mapping[str, Any], bands: int, rows: int):
+    """A spilled file -> the entries of its documents whose fingerprint another document shares under the
+    same key (`shared`): (key, (file, [(document key, position)])) for exact keys and (key, (file, band
+    values, positions as int32 bytes)) for band keys, the only documents exact or near dedup can drop."""
+    file = item["file"]
+    stored = _load_spill(spill, file)
+    for key, positions, prints, values in _entries(stored, opts, bands, rows):
+        if key not in shared:
+            continue
+        chosen = np.isin(prints, np.frombuffer(shared[key], np.uint32))
+        if not chosen.any():
+            continue
+        if values is None:
+            yield beam.pvalue.TaggedOutput(_EXACT, (key, (file, [(_key(stored, int(p)), int(p))
+                                                                 for p in positions[chosen]])))
+        else:
+            yield beam.pvalue.TaggedOutput(_BANDS, (key, (file, values[chosen].tobytes(),
+                                                          positions[chosen].tobytes())))
 
 
 class _Counts(beam.CombineFn):
@@ -185,13 +243,14 @@ class _Counts(beam.CombineFn):
 
 
 def _exact_drops(item):
-    """One exact shuffle key's batches [(file, [(hash, key, position)])] -> (ref, (key, the keeper's
+    """One exact shuffle key's batches [(file, [(key, position)])] -> (ref, (key, the keeper's
     "source/id")) for every document of a hash but the smallest (key, ref)."""
     _, batches = item
     groups = collections.defaultdict(list)
     for file, entries in batches:
-        for exact, key, position in entries:
-            groups[exact].append((tuple(key), _ref(file, position)))
+        for key, position in entries:
+            key = tuple(key)
+            groups[key[3]].append((key, _ref(file, position)))
     for members in groups.values():
         if len(members) > 1:
             members.sort()
@@ -238,13 +297,9 @@ def _with_sketches(item, spill: str):
     """(file, requests) -> (pair, ((key, ref), times, sketch)): the file's spilled keys and sketches,
     read once per file, for each candidate pair that has a document there."""
     file, requests = item
-    with fs.open_read(fs.join(spill, f"{file}.npz")) as f:
-        stored = np.load(io.BytesIO(f.read()))
-        priority, source = int(stored["priority"]), str(stored["source"])
-        ids, hashes, sketches = stored["ids"], stored["hashes"], stored["sketches"]
+    stored = _load_spill(spill, file)
     for position, pair, times in requests:
-        key = (priority, source, str(ids[position]), str(hashes[position]))
-        yield pair, ((key, _ref(file, position)), times, sketches[position].tobytes())
+        yield pair, ((_key(stored, position), _ref(file, position)), times, stored["sketches"][position].tobytes())
 
 
 def _verify(item, threshold: float):
@@ -260,7 +315,7 @@ def _verify(item, threshold: float):
 
 
 class _WriteKept(beam.DoFn):
-    """DoFn: one spilled file -> the source's shard OUT_DIR/<source>-SSSSS-of-NNNNN.jsonl (the file's
+    """DoFn: one spilled file and the positions dedup dropped there -> the source's shard OUT_DIR/<source>-SSSSS-of-NNNNN.jsonl (the file's
     place among the source's files), written whole, in reading order, with the documents that survived:
     no dedup drop names them, no benchmark test question is in them (with decontam.action drop) and no
     DeleteCitation withdrew them (PubMed). The in-process engine's second pass, per file. Its counts
@@ -275,14 +330,15 @@ class _WriteKept(beam.DoFn):
         self.counter, self.splits, self.deleted = _counter(self.seed), {}, 0
         self.decontam = copy.deepcopy(self.empty_report)
 
-    def process(self, item, exact_dropped, near_dropped, deleted):
-        file, name = item["file"], item["source"]
+    def process(self, element, deleted):
+        file, joined = element
+        (item,), dropped = joined["item"], set(joined["drops"])
+        name = item["source"]
         shard = fs.join(self.out_dir, f"{name}-{item['shard']:05d}-of-{item['shards']:05d}.jsonl")
         counts = self.splits.setdefault(name, zero_split_counts())
         with fs.open_text(fs.join(self.spill, f"{file}.jsonl")) as f, fs.replacing(shard) as out:
             for position, line in enumerate(f):
-                ref = _ref(file, position)
-                if ref in exact_dropped or ref in near_dropped:
+                if position in dropped:
                     continue
                 record = json.loads(line)
                 self.counter.kept(name, len(record["text"]))
@@ -347,14 +403,21 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
         read = (pipeline | "files" >> beam.Create(items) | "spread files" >> beam.Reshuffle()
                 | "read and prepare" >> beam.ParDo(_ReadAndPrepare(
                     opts, seed, priorities, float(cfg["split"]["validation_fraction"]), spill))
-                .with_outputs(_COUNTS, _FILES, _EXACT, _BANDS, main="spilled"))
+                .with_outputs(_COUNTS, _FILES, _PRINTS, main="spilled"))
         counts = [read[_COUNTS]]
         exact = nearest = pipeline | "no drops" >> beam.Create([])
+        spilled = read.spilled | "spread spill" >> beam.Reshuffle()
+        if opts["exact_dedup"] or opts["near_dedup"]:
+            shared = read[_PRINTS] | "group fingerprints" >> beam.GroupByKey() | "shared" >> beam.FlatMap(_shared)
+            candidates = spilled | "candidates" >> beam.FlatMap(
+                _candidates, beam.pvalue.AsDict(shared), spill, opts, driver.bands, driver.rows
+            ).with_outputs(_EXACT, _BANDS)
         if opts["exact_dedup"]:
-            exact = read[_EXACT] | "group exact" >> beam.GroupByKey() | "exact drops" >> beam.FlatMap(_exact_drops)
+            exact = (candidates[_EXACT] | "group exact" >> beam.GroupByKey()
+                     | "exact drops" >> beam.FlatMap(_exact_drops))
             counts.append(exact | "exact counts" >> beam.Map(lambda drop: ("exact_duplicate", drop[1])))
         if opts["near_dedup"]:
-            pairs = (read[_BANDS] | "group buckets" >> beam.GroupByKey()
+            pairs = (candidates[_BANDS] | "group buckets" >> beam.GroupByKey()
                      | "bucket pairs" >> beam.FlatMap(_bucket_pairs, beam.pvalue.AsDict(exact), driver.rows)
                      | "count pairs" >> beam.CombinePerKey(sum))
             verified = (pairs | "requests" >> beam.FlatMap(_requests) | "by file" >> beam.GroupByKey()
@@ -365,11 +428,12 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
             nearest = verified.near | "nearest" >> beam.CombinePerKey(min)
             counts.append(nearest | "near counts" >> beam.Map(
                 lambda drop: ("near_duplicate", (drop[1][1], _name(drop[1][0][0])))))
+        drops = (exact, nearest) | "drops" >> beam.Flatten() | "dropped refs" >> beam.Map(lambda drop: tuple(drop[0]))
         deleted = read[_FILES] | "deleted ids" >> beam.FlatMap(lambda item: ((pmid, True) for pmid in item[2]))
         pubmed = [name for name in names if cfg["sources"][name]["kind"] == "pubmed_xml"]
-        written = (read.spilled | "spread spill" >> beam.Reshuffle()
+        written = ({"item": spilled | "by file of spill" >> beam.Map(lambda item: (item["file"], item)), "drops": drops}
+                   | "join drops" >> beam.CoGroupByKey()
                    | "write kept" >> beam.ParDo(_WriteKept(spill, out_dir, seed, pubmed, index, empty_report),
-                                                beam.pvalue.AsDict(exact), beam.pvalue.AsDict(nearest),
                                                 beam.pvalue.AsDict(deleted))
                    .with_outputs(_COUNTS, "kept", "decontamination"))
         counts.append(written[_COUNTS])
