@@ -6,27 +6,29 @@ The clean stage (`run_clean`) works as the in-process engine does (the texts wai
 hashes move), file by file:
 
     files -> read + normalise + filter + hash (a DoFn per file: readers.py and Cleaner.prepare); the
-             prepared records go to the file's spill, and out come its (exact hash, key, position) and
-             (LSH band values, position) entries in batches, one per shuffle key
+             prepared records go to the file's spill, and out come 32-bit fingerprints of its exact
+             hashes and LSH band values, in one batch per file and shuffle key (_entries)
+          -> GroupByKey: the fingerprints more than one document has, per key (a few percent)
+          -> a DoFn per spilled file (the shared fingerprints a side input) sends on the full entries of
+             those documents only: (key, position) for exact keys, (band values, position) for band keys
           -> exact dedup: GroupByKey(split of the hash); of each hash's documents all but the smallest
              (source priority, id, hash; then reading position) are dropped
           -> near dedup: GroupByKey(band and split), the pairs of each bucket (equal band values)
              counted (CombinePerKey), both documents' keys and sketches read from the spill (grouped by
              file, each file read once) and verified (clean.similarity), the smallest verified smaller
              neighbour per document (CombinePerKey(min))
-          -> a DoFn per spilled file writes its survivors (the drops are side inputs, a few percent of
-             the corpus), checks them against the benchmarks' test questions (the n-gram index shipped
+          -> the drops joined with their files (CoGroupByKey), and a DoFn per spilled file writes its
+             survivors, checks them against the benchmarks' test questions (the n-gram index shipped
              with the DoFn) and leaves out PubMed's deleted citations (a side input), in reading order:
              OUT_DIR/<source>-SSSSS-of-NNNNN.jsonl, one shard per input file
 
-No step holds the corpus in one place: the dedup index is the shuffle, and it carries only hashes, band
-values and positions, batched so that a runner moves about a thousand elements per file rather than a
-dozen per document; texts never leave the worker that reads them. Spills and shards are written whole
-(files.replacing), so a bundle a runner retries rewrites the same files; the counts are made per bundle
-and combined (a retried bundle's outputs are discarded with it, so it is counted once), and only those
-small combined counts come back to the driver, which writes clean_report.json. They equal the in-process
-engine's: tests build the synthetic world and the real PubMed files both ways and compare kept
-documents and reports.
+No step holds the corpus in one place: the dedup index is the shuffle, and its first pass carries 60
+bytes a document (15 fingerprints), its second only the documents that share one; texts never leave the
+worker that reads them. Spills and shards are written whole (files.replacing), so a bundle a runner
+retries rewrites the same files; the counts are made per bundle and combined (a retried bundle's outputs
+are discarded with it, so it is counted once), and only those small combined counts come back to the
+driver, which writes clean_report.json. They equal the in-process engine's: tests build the synthetic
+world and the real PubMed files both ways and compare kept documents and reports.
 
 The token dataset (`dataset_examples`): TFDS's Beam support runs a PTransform per split (read the clean
 shards, mix, tokenize) and writes the array_record shards itself.
@@ -407,8 +409,9 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
         counts = [read[_COUNTS]]
         exact = nearest = pipeline | "no drops" >> beam.Create([])
         spilled = read.spilled | "spread spill" >> beam.Reshuffle()
+        tables = 1 + (driver.bands if opts["near_dedup"] else 0)  # the exact hashes' table, then the bands'
         if opts["exact_dedup"] or opts["near_dedup"]:
-            shared = read[_PRINTS] | "group fingerprints" >> beam.GroupByKey() | "shared" >> beam.FlatMap(_shared)
+            shared = _per_table(read[_PRINTS], "shared fingerprints", tables, _shared)
             candidates = spilled | "candidates" >> beam.FlatMap(
                 _candidates, beam.pvalue.AsDict(shared), spill, opts, driver.bands, driver.rows
             ).with_outputs(_EXACT, _BANDS)
@@ -417,8 +420,8 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
                      | "exact drops" >> beam.FlatMap(_exact_drops))
             counts.append(exact | "exact counts" >> beam.Map(lambda drop: ("exact_duplicate", drop[1])))
         if opts["near_dedup"]:
-            pairs = (candidates[_BANDS] | "group buckets" >> beam.GroupByKey()
-                     | "bucket pairs" >> beam.FlatMap(_bucket_pairs, beam.pvalue.AsDict(exact), driver.rows)
+            pairs = (_per_table(candidates[_BANDS], "bucket pairs", tables, _bucket_pairs,
+                                beam.pvalue.AsDict(exact), driver.rows)
                      | "count pairs" >> beam.CombinePerKey(sum))
             verified = (pairs | "requests" >> beam.FlatMap(_requests) | "by file" >> beam.GroupByKey()
                         | "sketches" >> beam.FlatMap(_with_sketches, spill) | "by pair" >> beam.GroupByKey()
@@ -446,6 +449,16 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
                results, "counts")
     fs.rmtree(spill)
     return _results(cfg, driver, results)
+
+
+def _per_table(pcoll, label: str, tables: int, fn, *args):
+    """GroupByKey, then FlatMap(fn, *args), on each dedup table's keys (the exact hashes' table 0, band b's
+    table 1 + b: key // _SPLITS) in a shuffle of its own; the outputs flattened. Apart, no stage's input
+    grows past one table's share: a runner that hands each worker its share of a stage's whole input as
+    one bundle, as the DirectRunner does, holds one table at a time rather than all of them."""
+    parts = pcoll | f"{label}: tables" >> beam.Partition(lambda item, n: item[0] // _SPLITS, tables)
+    return ([part | f"{label}: group {table}" >> beam.GroupByKey() | f"{label}: {table}" >> beam.FlatMap(fn, *args)
+             for table, part in enumerate(parts)] | f"{label}: all" >> beam.Flatten())
 
 
 def _write(pcoll, results: str, name: str) -> None:
