@@ -265,10 +265,22 @@ def _name(key) -> str:
     return f"{key[1]}/{key[2]}"
 
 
-def _bucket_pairs(item, exact_dropped, rows: int):
+def _numbered(files, positions) -> np.ndarray:
+    """Refs as one int64 each (file in the high 32 bits), for sets of refs as sorted arrays."""
+    return np.asarray(files, np.int64) << 32 | np.asarray(positions, np.int64)
+
+
+def _ref_set(refs) -> bytes:
+    """Refs -> a sorted int64 array's bytes: a side input of 8 bytes a ref rather than a dict of tuples."""
+    refs = list(refs)
+    return np.sort(_numbered([f for f, _ in refs], [p for _, p in refs])).tobytes()
+
+
+def _bucket_pairs(item, exact_dropped: bytes, rows: int):
     """One band shuffle key's batches [(file, band values, positions)] -> ((ref, ref), 1) for each pair of
-    documents in an LSH bucket (equal band values), exact duplicates left out: the in-process engine
-    compares every pair of every bucket (clean.near_drops), so a pair in k buckets counts k comparisons."""
+    documents in an LSH bucket (equal band values), exact duplicates (`exact_dropped`, a _ref_set) left
+    out: the in-process engine compares every pair of every bucket (clean.near_drops), so a pair in k
+    buckets counts k comparisons."""
     _, batches = item
     batches = list(batches)
     values = np.concatenate([np.frombuffer(v, np.uint32).reshape(-1, rows) for _, v, _ in batches])
@@ -276,11 +288,10 @@ def _bucket_pairs(item, exact_dropped, rows: int):
     positions = np.concatenate([np.frombuffer(p, np.int32) for _, _, p in batches])
     _, bucket, sizes = np.unique(values, axis=0, return_inverse=True, return_counts=True)
     bucket = bucket.reshape(-1)
+    kept = ~np.isin(_numbered(files, positions), np.frombuffer(exact_dropped, np.int64))
     shared = collections.defaultdict(list)
-    for i in np.flatnonzero(sizes[bucket] > 1):
-        ref = _ref(int(files[i]), int(positions[i]))
-        if ref not in exact_dropped:
-            shared[bucket[i]].append(ref)
+    for i in np.flatnonzero((sizes[bucket] > 1) & kept):
+        shared[bucket[i]].append(_ref(int(files[i]), int(positions[i])))
     for refs in shared.values():
         refs.sort()
         for i, larger in enumerate(refs):
@@ -420,8 +431,10 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
                      | "exact drops" >> beam.FlatMap(_exact_drops))
             counts.append(exact | "exact counts" >> beam.Map(lambda drop: ("exact_duplicate", drop[1])))
         if opts["near_dedup"]:
+            exact_refs = (exact | "exact refs" >> beam.Map(lambda drop: drop[0])
+                          | "all exact refs" >> beam.combiners.ToList() | "exact ref set" >> beam.Map(_ref_set))
             pairs = (_per_table(candidates[_BANDS], "bucket pairs", tables, _bucket_pairs,
-                                beam.pvalue.AsDict(exact), driver.rows)
+                                beam.pvalue.AsSingleton(exact_refs), driver.rows)
                      | "count pairs" >> beam.CombinePerKey(sum))
             verified = (pairs | "requests" >> beam.FlatMap(_requests) | "by file" >> beam.GroupByKey()
                         | "sketches" >> beam.FlatMap(_with_sketches, spill) | "by pair" >> beam.GroupByKey()
