@@ -299,32 +299,47 @@ def _bucket_pairs(item, exact_dropped: bytes, rows: int):
                 yield (smaller, larger), 1
 
 
-def _requests(item):
-    """((ref, ref), times) -> (file, (position, pair, times)) for each of the pair's two documents."""
-    pair, times = item
-    for file, position in pair:
-        yield file, (position, pair, times)
+def _to_first(item):
+    """((first, second), times) -> (first's file, (first's position, second, times))."""
+    (first, second), times = item
+    return first[0], (first[1], second, times)
 
 
-def _with_sketches(item, spill: str):
-    """(file, requests) -> (pair, ((key, ref), times, sketch)): the file's spilled keys and sketches,
-    read once per file, for each candidate pair that has a document there."""
+def _send_sketches(item, spill: str):
+    """(file, [(position, second, times)]) -> (second's file, (its positions, the (key, ref) of this file's
+    documents, times, their sketches [m, num_perm] as bytes)): the first document's key and sketch of each
+    candidate pair, read from the spill once per file and sent in one batch per file of the second."""
     file, requests = item
     stored = _load_spill(spill, file)
-    for position, pair, times in requests:
-        yield pair, ((_key(stored, position), _ref(file, position)), times, stored["sketches"][position].tobytes())
+    batches = collections.defaultdict(list)
+    for position, (second_file, second_position), times in requests:
+        batches[second_file].append((position, second_position, times))
+    for second_file, batch in batches.items():
+        firsts = [position for position, _, _ in batch]
+        yield second_file, ([p for _, p, _ in batch], [(_key(stored, p), _ref(file, p)) for p in firsts],
+                            [times for *_, times in batch], stored["sketches"][firsts].tobytes())
 
 
-def _verify(item, threshold: float):
-    """(pair, both documents) -> (larger ref, ((smaller key, smaller ref), larger key)) when the pair's
-    estimated Jaccard similarity reaches the threshold (clean.similarity); the comparisons it stands for
-    (times) are counted as a side output."""
-    _, both = item
-    (smaller, times, mine), (larger, _, other) = sorted(both)
-    verified = similarity(np.frombuffer(mine, np.uint32), np.frombuffer(other, np.uint32)) >= threshold
-    if verified:
-        yield larger[1], (smaller, larger[0])
-    yield beam.pvalue.TaggedOutput(_COUNTS, ("candidates", (times, 0 if verified else times)))
+def _verify(item, spill: str, threshold: float):
+    """(file, batches from _send_sketches) -> (ref, ((neighbour key, neighbour ref), key)) for the document
+    of each candidate pair with the larger (key, ref), when the pair's estimated Jaccard similarity reaches
+    the threshold (clean.similarity); the comparisons the pairs stand for (times) are counted as a side
+    output."""
+    file, batches = item
+    stored = _load_spill(spill, file)
+    checked = below = 0
+    for positions, firsts, times, sketches in batches:
+        sketches = np.frombuffer(sketches, np.uint32).reshape(len(positions), -1)
+        verified = similarity(stored["sketches"][positions], sketches) >= threshold
+        for position, first, n, ok in zip(positions, firsts, times, verified):
+            checked += n
+            if not ok:
+                below += n
+                continue
+            first, second = (tuple(first[0]), tuple(first[1])), (_key(stored, position), _ref(file, position))
+            smaller, larger = sorted((first, second))
+            yield larger[1], (smaller, larger[0])
+    yield beam.pvalue.TaggedOutput(_COUNTS, ("candidates", (checked, below)))
 
 
 class _WriteKept(beam.DoFn):
@@ -436,9 +451,9 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
             pairs = (_per_table(candidates[_BANDS], "bucket pairs", tables, _bucket_pairs,
                                 beam.pvalue.AsSingleton(exact_refs), driver.rows)
                      | "count pairs" >> beam.CombinePerKey(sum))
-            verified = (pairs | "requests" >> beam.FlatMap(_requests) | "by file" >> beam.GroupByKey()
-                        | "sketches" >> beam.FlatMap(_with_sketches, spill) | "by pair" >> beam.GroupByKey()
-                        | "verify" >> beam.FlatMap(_verify, opts["jaccard_threshold"])
+            verified = (pairs | "to first" >> beam.Map(_to_first) | "by first file" >> beam.GroupByKey()
+                        | "sketches" >> beam.FlatMap(_send_sketches, spill) | "by second file" >> beam.GroupByKey()
+                        | "verify" >> beam.FlatMap(_verify, spill, opts["jaccard_threshold"])
                         .with_outputs(_COUNTS, main="near"))
             counts.append(verified[_COUNTS])
             nearest = verified.near | "nearest" >> beam.CombinePerKey(min)

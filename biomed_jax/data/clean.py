@@ -235,9 +235,10 @@ def band_keys(sketch: np.ndarray, bands: int, rows: int) -> list[bytes]:
     return [bytes([band]) + band_rows(sketch, band, rows).tobytes() for band in range(bands)]
 
 
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Estimated Jaccard similarity of two MinHash sketches: the share of equal hash values."""
-    return float((a == b).mean())
+def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard similarity of MinHash sketches [..., num_perm], row by row: the share of equal
+    hash values (a float for two single sketches)."""
+    return (a == b).mean(axis=-1)
 
 
 def near_drops(group: Sequence[tuple[tuple, Any, np.ndarray]], threshold: float):
