@@ -8,15 +8,17 @@ hashes move), file by file:
     files -> read + normalise + filter + hash (a DoFn per file: readers.py and Cleaner.prepare); the
              prepared records go to the file's spill, and out come 32-bit fingerprints of its exact
              hashes and LSH band values, in one batch per file and shuffle key (_entries)
-          -> GroupByKey: the fingerprints more than one document has, per key (a few percent)
+          -> GroupByKey, one shuffle per table (the exact hashes, each band): the fingerprints more than
+             one document has, per key (a few percent)
           -> a DoFn per spilled file (the shared fingerprints a side input) sends on the full entries of
              those documents only: (key, position) for exact keys, (band values, position) for band keys
           -> exact dedup: GroupByKey(split of the hash); of each hash's documents all but the smallest
              (source priority, id, hash; then reading position) are dropped
-          -> near dedup: GroupByKey(band and split), the pairs of each bucket (equal band values)
-             counted (CombinePerKey), both documents' keys and sketches read from the spill (grouped by
-             file, each file read once) and verified (clean.similarity), the smallest verified smaller
-             neighbour per document (CombinePerKey(min))
+          -> near dedup: GroupByKey(band and split), one shuffle per band, the pairs of each bucket
+             (equal band values) counted (CombinePerKey); each pair verified (clean.similarity) where its
+             second document is spilled, the first document's key and sketch sent there from its own
+             spill (each spill read once per step, pairs batched per pair of files); the smallest
+             verified smaller neighbour per document (CombinePerKey(min))
           -> the drops joined with their files (CoGroupByKey), and a DoFn per spilled file writes its
              survivors, checks them against the benchmarks' test questions (the n-gram index shipped
              with the DoFn) and leaves out PubMed's deleted citations (a side input), in reading order:
@@ -66,7 +68,7 @@ _COUNTS, _FILES, _EXACT, _BANDS, _PRINTS = "counts", "files", "exact", "bands", 
 # then compared exactly. One key's group stays small at PubMed's scale (36M documents / 64: about 560k
 # fingerprints, 2 MB).
 _SPLITS = 64
-_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: band values -> fingerprint (_band_entries)
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: a band's values -> its fingerprint (_entries)
 
 
 def pipeline_options(options: str):
