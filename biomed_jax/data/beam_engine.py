@@ -183,6 +183,7 @@ def _shared(item):
 
 
 def _load_spill(spill: str, file: int) -> dict:
+    """A file's spilled dedup data (_ReadAndPrepare): priority, source, ids, hashes, sketches."""
     with fs.open_read(fs.join(spill, f"{file}.npz")) as f:
         stored = np.load(io.BytesIO(f.read()))
         return {name: stored[name] for name in stored.files}
@@ -345,12 +346,12 @@ def _verify(item, spill: str, threshold: float):
 
 
 class _WriteKept(beam.DoFn):
-    """DoFn: one spilled file and the positions dedup dropped there -> the source's shard OUT_DIR/<source>-SSSSS-of-NNNNN.jsonl (the file's
-    place among the source's files), written whole, in reading order, with the documents that survived:
-    no dedup drop names them, no benchmark test question is in them (with decontam.action drop) and no
-    DeleteCitation withdrew them (PubMed). The in-process engine's second pass, per file. Its counts
-    (kept characters, split sizes, deleted documents, the decontamination report) are made per bundle
-    and leave when the bundle finishes."""
+    """DoFn: (file, {"item": [the spilled file], "drops": [positions dedup dropped there]}) -> the source's
+    shard OUT_DIR/<source>-SSSSS-of-NNNNN.jsonl (the file's place among the source's files), written whole,
+    in reading order, with the documents that survived: not dropped, no benchmark test question in them
+    (with decontam.action drop) and no DeleteCitation withdrew them (PubMed). The in-process engine's
+    second pass, per file. Its counts (kept characters, split sizes, deleted documents, the
+    decontamination report) are made per bundle and leave when the bundle finishes."""
 
     def __init__(self, spill: str, out_dir: str, seed: int, pubmed: list[str], index, empty_report):
         self.spill, self.out_dir, self.seed, self.pubmed = spill, out_dir, seed, set(pubmed)
