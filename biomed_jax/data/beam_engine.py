@@ -318,9 +318,9 @@ def _send_sketches(item, spill: str):
     for position, (second_file, second_position), times in requests:
         batches[second_file].append((position, second_position, times))
     for second_file, batch in batches.items():
-        firsts = [position for position, _, _ in batch]
-        yield second_file, ([p for _, p, _ in batch], [(_key(stored, p), _ref(file, p)) for p in firsts],
-                            [times for *_, times in batch], stored["sketches"][firsts].tobytes())
+        firsts, seconds, times = map(list, zip(*batch))
+        yield second_file, (seconds, [(_key(stored, p), _ref(file, p)) for p in firsts], times,
+                            stored["sketches"][firsts].tobytes())
 
 
 def _verify(item, spill: str, threshold: float):
@@ -334,12 +334,12 @@ def _verify(item, spill: str, threshold: float):
     for positions, firsts, times, sketches in batches:
         sketches = np.frombuffer(sketches, np.uint32).reshape(len(positions), -1)
         verified = similarity(stored["sketches"][positions], sketches) >= threshold
-        for position, first, n, ok in zip(positions, firsts, times, verified):
+        for position, (first_key, first_ref), n, ok in zip(positions, firsts, times, verified):
             checked += n
             if not ok:
                 below += n
                 continue
-            first, second = (tuple(first[0]), tuple(first[1])), (_key(stored, position), _ref(file, position))
+            first, second = (tuple(first_key), tuple(first_ref)), (_key(stored, position), _ref(file, position))
             smaller, larger = sorted((first, second))
             yield larger[1], (smaller, larger[0])
     yield beam.pvalue.TaggedOutput(_COUNTS, ("candidates", (checked, below)))
