@@ -14,11 +14,12 @@ hashes move), file by file:
              those documents only: (key, position) for exact keys, (band values, position) for band keys
           -> exact dedup: GroupByKey(split of the hash); of each hash's documents all but the smallest
              (source priority, id, hash; then reading position) are dropped
-          -> near dedup: GroupByKey(band and split), one shuffle per band, the pairs of each bucket
-             (equal band values) counted (CombinePerKey); each pair verified (clean.similarity) where its
-             second document is spilled, the first document's key and sketch sent there from its own
-             spill (each spill read once per step, pairs batched per pair of files); the smallest
-             verified smaller neighbour per document (CombinePerKey(min))
+          -> near dedup: GroupByKey(band and split), one shuffle per band; the pairs of each bucket
+             (equal band values) go to their first document's file, where each pair is counted once
+             (with the buckets it shares) and the first document's key and sketch are read from the
+             spill and sent, batched per pair of files, to the second's; there each pair is verified
+             (clean.similarity), in _VERIFY_PARTS shuffles by file; the smallest verified smaller
+             neighbour per document (GroupByKey, min)
           -> the drops joined with their files (CoGroupByKey), and a DoFn per spilled file writes its
              survivors, checks them against the benchmarks' test questions (the n-gram index shipped
              with the DoFn) and leaves out PubMed's deleted citations (a side input), in reading order:
@@ -26,7 +27,10 @@ hashes move), file by file:
 
 No step holds the corpus in one place: the dedup index is the shuffle, and its first pass carries 60
 bytes a document (15 fingerprints), its second only the documents that share one; texts never leave the
-worker that reads them. Spills and shards are written whole (files.replacing), so a bundle a runner
+worker that reads them. Worker memory stays flat as the corpus grows: each table, and verification,
+shuffles in parts (_in_parts), the per-pair steps move arrays rather than an object per pair, no combiner
+table is lifted into a worker, output streams flush every 0.5 s (pipeline_options) and glibc hands large
+buffers back (_steady_heap). Spills and shards are written whole (files.replacing), so a bundle a runner
 retries rewrites the same files; the counts are made per bundle and combined (a retried bundle's outputs
 are discarded with it, so it is counted once), and only those small combined counts come back to the
 driver, which writes clean_report.json. They equal the in-process engine's: tests build the synthetic
@@ -40,6 +44,8 @@ from __future__ import annotations
 
 import collections
 import copy
+import ctypes
+import ctypes.util
 import io
 import json
 from typing import Any, Mapping
@@ -69,13 +75,45 @@ _COUNTS, _FILES, _EXACT, _BANDS, _PRINTS = "counts", "files", "exact", "bands", 
 # fingerprints, 2 MB).
 _SPLITS = 64
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: a band's values -> its fingerprint (_entries)
+# Verification runs in this many shuffles (by the second document's file), so that a worker holds a
+# quarter of the first documents' sketches (512 bytes a candidate pair) at a time (_in_parts).
+_VERIFY_PARTS = 4
+
+
+# Python SDK workers flush each output stream every 0.5 s as well as at 10 MB. Without it the DirectRunner's
+# workers hold a whole stage's outputs per stream until 10 MB, so their memory grows with the corpus
+# (docs/data.md, "Scale"); on a cluster runner it only adds a timed flush. A user's own value wins.
+_FLUSH = "data_buffer_time_limit_ms"
+_DEFAULT_EXPERIMENTS = (f"{_FLUSH}=500",)
 
 
 def pipeline_options(options: str):
     """Beam PipelineOptions from TFDS's comma-separated format, e.g.
-    "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing"."""
+    "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing", with the
+    _DEFAULT_EXPERIMENTS the user's experiments do not set."""
     flags = [f"--{item.strip()}" for item in options.split(",") if item.strip()]
+    experiments = PipelineOptions(flags).get_all_options()["experiments"] or []
+    for default in _DEFAULT_EXPERIMENTS:
+        name = default.split("=")[0]
+        if not any(e.split("=")[0] == name for e in experiments):
+            flags.append(f"--experiments={default}")
     return PipelineOptions(flags)
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None)
+_M_MMAP_THRESHOLD = -3   # glibc's mallopt parameter
+
+
+def _steady_heap() -> None:
+    """Fixes glibc's mmap threshold at its default, 128 KiB, in this worker (elsewhere nothing): every
+    larger buffer is then its own mapping, handed back to the OS when freed. A worker handles one file
+    after another, each with megabyte arrays (its spill, its sketches, its batches). glibc otherwise raises
+    the threshold to the largest block freed so far, after which such arrays come from the heap, and the
+    small long-lived buffers left between them keep the heap from shrinking: the worker's resident memory
+    then ratchets up with the number of files it handles. Cheap and idempotent: called per file."""
+    mallopt = getattr(_LIBC, "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
 
 
 def _counter(seed: int) -> Cleaner:
@@ -111,6 +149,7 @@ class _ReadAndPrepare(beam.DoFn):
         self.cleaner = Cleaner(self.clean_options, self.seed, self.priorities)
 
     def process(self, item):
+        _steady_heap()
         file, name = item["file"], item["source"]
         cleaner, report = self.cleaner, ReadReport(path=item["path"])
         ids, hashes, sketches = [], [], []
@@ -199,6 +238,7 @@ def _candidates(item, shared, spill: str, opts: Mapping[str, Any], bands: int, r
     """A spilled file -> the entries of its documents whose fingerprint another document shares under the
     same key (`shared`): (key, (file, [(document key, position)])) for exact keys and (key, (file, band
     values, positions as int32 bytes)) for band keys, the only documents exact or near dedup can drop."""
+    _steady_heap()
     file = item["file"]
     stored = _load_spill(spill, file)
     for key, positions, prints, values in _entries(stored, opts, bands, rows):
@@ -280,10 +320,12 @@ def _ref_set(refs) -> bytes:
 
 
 def _bucket_pairs(item, exact_dropped: bytes, rows: int):
-    """One band shuffle key's batches [(file, band values, positions)] -> ((ref, ref), 1) for each pair of
-    documents in an LSH bucket (equal band values), exact duplicates (`exact_dropped`, a _ref_set) left
-    out: the in-process engine compares every pair of every bucket (clean.near_drops), so a pair in k
-    buckets counts k comparisons."""
+    """One band shuffle key's batches [(file, band values, positions)] -> the pairs (first, second) of
+    documents in an LSH bucket (equal band values), first the smaller ref, exact duplicates
+    (`exact_dropped`, a _ref_set) left out, in one batch per file of the first: (that file, int32 [m, 3]
+    bytes of (first's position, second's file, second's position)). A pair in k buckets comes k times:
+    the in-process engine compares every pair of every bucket (clean.near_drops), so it counts k
+    comparisons (_send_sketches)."""
     _, batches = item
     batches = list(batches)
     values = np.concatenate([np.frombuffer(v, np.uint32).reshape(-1, rows) for _, v, _ in batches])
@@ -295,32 +337,34 @@ def _bucket_pairs(item, exact_dropped: bytes, rows: int):
     shared = collections.defaultdict(list)
     for i in np.flatnonzero((sizes[bucket] > 1) & kept):
         shared[bucket[i]].append(_ref(int(files[i]), int(positions[i])))
+    pairs = collections.defaultdict(list)
     for refs in shared.values():
         refs.sort()
-        for i, larger in enumerate(refs):
-            for smaller in refs[:i]:
-                yield (smaller, larger), 1
-
-
-def _to_first(item):
-    """((first, second), times) -> (first's file, (first's position, second, times))."""
-    (first, second), times = item
-    return first[0], (first[1], second, times)
+        for i, (file, position) in enumerate(refs):
+            for first_file, first_position in refs[:i]:
+                pairs[first_file].append((first_position, file, position))
+    for file, found in pairs.items():
+        yield file, np.asarray(found, np.int32).tobytes()
 
 
 def _send_sketches(item, spill: str):
-    """(file, [(position, second, times)]) -> (second's file, (its positions, the (key, ref) of this file's
-    documents, times, their sketches [m, num_perm] as bytes)): the first document's key and sketch of each
-    candidate pair, read from the spill once per file and sent in one batch per file of the second."""
-    file, requests = item
+    """(file, pair batches from _bucket_pairs) -> (second's file, (int32 [m, 3] bytes of (second's
+    position, first's position, times), this file, and the first documents' priority, source, ids, hashes
+    (raw bytes) and sketches [m, num_perm] (bytes))): each candidate pair once, with the number of buckets
+    it shares (times), and its first document's key and sketch, read from the spill once per file and
+    sent in one batch per file of the second. Arrays and one string per pair: a runner that buffers a
+    step's whole input, as the DirectRunner does, holds a few objects per batch, not per pair."""
+    _steady_heap()
+    file, batches = item
     stored = _load_spill(spill, file)
-    batches = collections.defaultdict(list)
-    for position, (second_file, second_position), times in requests:
-        batches[second_file].append((position, second_position, times))
-    for second_file, batch in batches.items():
-        firsts, seconds, times = map(list, zip(*batch))
-        yield second_file, (seconds, [(_key(stored, p), _ref(file, p)) for p in firsts], times,
-                            stored["sketches"][firsts].tobytes())
+    pairs, times = np.unique(np.concatenate([np.frombuffer(b, np.int32).reshape(-1, 3) for b in batches]),
+                             axis=0, return_counts=True)
+    for second_file in np.unique(pairs[:, 1]):
+        chosen = pairs[:, 1] == second_file
+        firsts = pairs[chosen, 0]
+        yield int(second_file), (np.stack([pairs[chosen, 2], firsts, times[chosen]], axis=1).astype(np.int32).tobytes(),
+                                 file, int(stored["priority"]), str(stored["source"]), stored["ids"][firsts].tolist(),
+                                 bytes.fromhex("".join(stored["hashes"][firsts])), stored["sketches"][firsts].tobytes())
 
 
 def _verify(item, spill: str, threshold: float):
@@ -328,18 +372,21 @@ def _verify(item, spill: str, threshold: float):
     of each candidate pair with the larger (key, ref), when the pair's estimated Jaccard similarity reaches
     the threshold (clean.similarity); the comparisons the pairs stand for (times) are counted as a side
     output."""
+    _steady_heap()
     file, batches = item
     stored = _load_spill(spill, file)
     checked = below = 0
-    for positions, firsts, times, sketches in batches:
-        sketches = np.frombuffer(sketches, np.uint32).reshape(len(positions), -1)
-        verified = similarity(stored["sketches"][positions], sketches) >= threshold
-        for position, (first_key, first_ref), n, ok in zip(positions, firsts, times, verified):
-            checked += n
-            if not ok:
-                below += n
-                continue
-            first, second = (tuple(first_key), tuple(first_ref)), (_key(stored, position), _ref(file, position))
+    for pairs, first_file, priority, source, ids, hashes, sketches in batches:
+        positions, firsts, times = np.frombuffer(pairs, np.int32).reshape(-1, 3).T
+        verified = similarity(stored["sketches"][positions],
+                              np.frombuffer(sketches, np.uint32).reshape(len(positions), -1)) >= threshold
+        checked += int(times.sum())
+        below += int(times[~verified].sum())
+        width = len(hashes) // len(positions)
+        for i in np.flatnonzero(verified):
+            first = ((priority, source, ids[i], hashes[i * width:(i + 1) * width].hex()),
+                     _ref(first_file, int(firsts[i])))
+            second = (_key(stored, int(positions[i])), _ref(file, int(positions[i])))
             smaller, larger = sorted((first, second))
             yield larger[1], (smaller, larger[0])
     yield beam.pvalue.TaggedOutput(_COUNTS, ("candidates", (checked, below)))
@@ -362,6 +409,7 @@ class _WriteKept(beam.DoFn):
         self.decontam = copy.deepcopy(self.empty_report)
 
     def process(self, element, deleted):
+        _steady_heap()
         file, joined = element
         (item,), dropped = joined["item"], set(joined["drops"])
         name = item["source"]
@@ -451,15 +499,18 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
         if opts["near_dedup"]:
             exact_refs = (exact | "exact refs" >> beam.Map(lambda drop: drop[0])
                           | "all exact refs" >> beam.combiners.ToList() | "exact ref set" >> beam.Map(_ref_set))
-            pairs = (_per_table(candidates[_BANDS], "bucket pairs", tables, _bucket_pairs,
-                                beam.pvalue.AsSingleton(exact_refs), driver.rows)
-                     | "count pairs" >> beam.CombinePerKey(sum))
-            verified = (pairs | "to first" >> beam.Map(_to_first) | "by first file" >> beam.GroupByKey()
-                        | "sketches" >> beam.FlatMap(_send_sketches, spill) | "by second file" >> beam.GroupByKey()
-                        | "verify" >> beam.FlatMap(_verify, spill, opts["jaccard_threshold"])
-                        .with_outputs(_COUNTS, main="near"))
-            counts.append(verified[_COUNTS])
-            nearest = verified.near | "nearest" >> beam.CombinePerKey(min)
+            pairs = _per_table(candidates[_BANDS], "bucket pairs", tables, _bucket_pairs,
+                               beam.pvalue.AsSingleton(exact_refs), driver.rows)
+            sent = (pairs | "by first file" >> beam.GroupByKey()
+                    | "sketches" >> beam.FlatMap(_send_sketches, spill))
+            verified = _in_parts(sent, "verify", _VERIFY_PARTS, lambda file: file % _VERIFY_PARTS, lambda: beam.FlatMap(
+                _verify, spill, opts["jaccard_threshold"]).with_outputs(_COUNTS, main="near"))
+            counts.extend(part[_COUNTS] for part in verified)
+            # Not CombinePerKey(min): almost every document has one verified neighbour, so a lifted
+            # combiner's table would hold them all in the worker for nothing.
+            nearest = ([part.near for part in verified] | "verified" >> beam.Flatten()
+                       | "by document" >> beam.GroupByKey()
+                       | "nearest" >> beam.MapTuple(lambda ref, found: (ref, min(found))))
             counts.append(nearest | "near counts" >> beam.Map(
                 lambda drop: ("near_duplicate", (drop[1][1], _name(drop[1][0][0])))))
         drops = (exact, nearest) | "drops" >> beam.Flatten() | "dropped refs" >> beam.Map(lambda drop: tuple(drop[0]))
@@ -484,12 +535,20 @@ def run_clean(cfg: Mapping[str, Any], files: Mapping[str, list[str]], out_dir: s
 
 def _per_table(pcoll, label: str, tables: int, fn, *args):
     """GroupByKey, then FlatMap(fn, *args), on each dedup table's keys (the exact hashes' table 0, band b's
-    table 1 + b: key // _SPLITS) in a shuffle of its own; the outputs flattened. Apart, no stage's input
-    grows past one table's share: a runner that hands each worker its share of a stage's whole input as
-    one bundle, as the DirectRunner does, holds one table at a time rather than all of them."""
-    parts = pcoll | f"{label}: tables" >> beam.Partition(lambda item, n: item[0] // _SPLITS, tables)
-    return ([part | f"{label}: group {table}" >> beam.GroupByKey() | f"{label}: {table}" >> beam.FlatMap(fn, *args)
-             for table, part in enumerate(parts)] | f"{label}: all" >> beam.Flatten())
+    table 1 + b: key // _SPLITS) in a shuffle of its own (_in_parts); the outputs flattened."""
+    return (_in_parts(pcoll, label, tables, lambda key: key // _SPLITS, lambda: beam.FlatMap(fn, *args))
+            | f"{label}: all" >> beam.Flatten())
+
+
+def _in_parts(pcoll, label: str, parts: int, part_of, step) -> list:
+    """GroupByKey, then step() (a new PTransform per part), on each part of pcoll's keys (part_of(key)) in
+    a shuffle of its own; returns the parts' outputs. Apart, no stage's input grows past one part. That
+    matters on a runner that hands each worker its share of a stage's whole input as one bundle, as the
+    DirectRunner does: the input arrives at once (the runner sends it in messages of up to 10 MB, five of
+    them queued), and the worker holds it, decoded, while the step runs."""
+    split = pcoll | f"{label}: parts" >> beam.Partition(lambda item, n: part_of(item[0]), parts)
+    return [part | f"{label}: group {i}" >> beam.GroupByKey() | f"{label}: {i}" >> step()
+            for i, part in enumerate(split)]
 
 
 def _write(pcoll, results: str, name: str) -> None:
