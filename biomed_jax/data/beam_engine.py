@@ -75,7 +75,7 @@ _COUNTS, _FILES, _EXACT, _BANDS, _PRINTS = "counts", "files", "exact", "bands", 
 # fingerprints, 2 MB).
 _SPLITS = 64
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: a band's values -> its fingerprint (_entries)
-# Verification runs in this many shuffles (by the second document's file), so that a worker holds a
+# Verification runs in this many shuffles (by the second document's file), so that a worker takes a
 # quarter of the first documents' sketches (512 bytes a candidate pair) at a time (_in_parts).
 _VERIFY_PARTS = 4
 
@@ -352,8 +352,7 @@ def _send_sketches(item, spill: str):
     position, first's position, times), this file, and the first documents' priority, source, ids, hashes
     (raw bytes) and sketches [m, num_perm] (bytes))): each candidate pair once, with the number of buckets
     it shares (times), and its first document's key and sketch, read from the spill once per file and
-    sent in one batch per file of the second. Arrays and one string per pair: a runner that buffers a
-    step's whole input, as the DirectRunner does, holds a few objects per batch, not per pair."""
+    sent in one batch per file of the second: arrays, and one string (the id) per pair."""
     _steady_heap()
     file, batches = item
     stored = _load_spill(spill, file)
@@ -544,8 +543,8 @@ def _in_parts(pcoll, label: str, parts: int, part_of, step) -> list:
     """GroupByKey, then step() (a new PTransform per part), on each part of pcoll's keys (part_of(key)) in
     a shuffle of its own; returns the parts' outputs. Apart, no stage's input grows past one part. That
     matters on a runner that hands each worker its share of a stage's whole input as one bundle, as the
-    DirectRunner does: the input arrives at once (the runner sends it in messages of up to 10 MB, five of
-    them queued), and the worker holds it, decoded, while the step runs."""
+    DirectRunner does: it sends the input in messages of up to 10 MB, five of them queued, so a worker's
+    memory during a stage grows with its share of that stage's input."""
     split = pcoll | f"{label}: parts" >> beam.Partition(lambda item, n: part_of(item[0]), parts)
     return [part | f"{label}: group {i}" >> beam.GroupByKey() | f"{label}: {i}" >> step()
             for i, part in enumerate(split)]
