@@ -232,7 +232,7 @@ def scale(root: str, sizes: list[int], engines: list[str]) -> None:
             driver, worker = memory.driver_and_workers()
             rows.append(dict(documents=n_docs, engine=engine, workers=workers, seconds=round(seconds, 1),
                              docs_per_s=round(n_docs / seconds), docs_per_s_per_worker=round(n_docs / seconds / workers),
-                             driver_peak_gib=round(driver / 2**30, 2), worker_peak_gib=round(worker / 2**30, 2),
+                             driver_peak_gib=round(driver / 2**30, 3), worker_peak_gib=round(worker / 2**30, 3),
                              near_planted=len(near), near_recall=round(recall, 4), near_precision=round(precision, 4),
                              exact_planted=len(exact), exact_dropped=report["exact_duplicate"]))
             print(json.dumps(rows[-1]), flush=True)
