@@ -46,7 +46,7 @@ def report_without_paths(corpus) -> dict:
 
 def test_pipeline_options_flush_worker_outputs_every_half_second_unless_the_user_says_otherwise():
     """TFDS's comma-separated options; workers flush their output streams every 0.5 s unless the user
-    sets data_buffer_time_limit_ms, and the user's other experiments stay."""
+    sets data_buffer_time_limit_ms, and the user's other experiments stay; a bad value is one error line."""
     def experiments(options):
         return beam_engine.pipeline_options(options).get_all_options()["experiments"]
 
@@ -54,6 +54,8 @@ def test_pipeline_options_flush_worker_outputs_every_half_second_unless_the_user
     assert experiments(TWO_WORKERS) == ["data_buffer_time_limit_ms=500"]
     assert experiments("runner=DirectRunner,experiments=data_buffer_time_limit_ms=50") == ["data_buffer_time_limit_ms=50"]
     assert experiments("runner=DirectRunner,experiments=use_runner_v2") == ["use_runner_v2", "data_buffer_time_limit_ms=500"]
+    with pytest.raises(ValueError, match="argument --direct_num_workers: invalid int value: 'two'"):
+        beam_engine.pipeline_options("runner=DirectRunner,direct_num_workers=two")
 
 
 def test_engines_keep_the_same_documents_on_the_synthetic_world(tmp_path):

@@ -43,6 +43,7 @@ shards, mix, tokenize) and writes the array_record shards itself.
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import ctypes
 import ctypes.util
@@ -82,21 +83,24 @@ _VERIFY_PARTS = 4
 
 # Python SDK workers flush each output stream every 0.5 s as well as at 10 MB. Without it the DirectRunner's
 # workers hold a whole stage's outputs per stream until 10 MB, so their memory grows with the corpus
-# (docs/data.md, "Scale"); on a cluster runner it only adds a timed flush. A user's own value wins.
+# (docs/data.md, worker memory); on a cluster runner it only adds a timed flush. A user's own value wins.
 _FLUSH = "data_buffer_time_limit_ms"
-_DEFAULT_EXPERIMENTS = (f"{_FLUSH}=500",)
 
 
 def pipeline_options(options: str):
     """Beam PipelineOptions from TFDS's comma-separated format, e.g.
-    "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing", with the
-    _DEFAULT_EXPERIMENTS the user's experiments do not set."""
+    "runner=DirectRunner,direct_num_workers=2,direct_running_mode=multi_processing", with the 0.5 s
+    flush (_FLUSH) unless the user's experiments set it. A value Beam cannot parse is a ValueError naming
+    the option, not argparse's usage text."""
     flags = [f"--{item.strip()}" for item in options.split(",") if item.strip()]
-    experiments = PipelineOptions(flags).get_all_options()["experiments"] or []
-    for default in _DEFAULT_EXPERIMENTS:
-        name = default.split("=")[0]
-        if not any(e.split("=")[0] == name for e in experiments):
-            flags.append(f"--experiments={default}")
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as usage:
+            experiments = PipelineOptions(flags).get_all_options()["experiments"] or []
+    except SystemExit:
+        error = usage.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
+        raise ValueError(f"beam pipeline options {options!r}: {error}") from None
+    if not any(e.split("=")[0] == _FLUSH for e in experiments):
+        flags.append(f"--experiments={_FLUSH}=500")
     return PipelineOptions(flags)
 
 
